@@ -1,0 +1,114 @@
+//! The vmspace engine behind the [`Backend`] seam.
+//!
+//! Calls go to a [`vmspace::System`] as system calls with a pid. What the
+//! engine cannot model yet (memory accesses and page-level inspection, which
+//! arrive with page tables; processes, which arrive with fork) is reported as
+//! a [`BackendError`] naming the missing piece, never as a made-up result.
+
+use vmspace::import::{import, SnapshotText};
+use vmspace::{Errno, Params, System};
+
+use crate::backend::{Backend, BackendError, Call, Outcome, Pid};
+use crate::run::{EngineConfig, StartState};
+
+/// The engine, ready to run a scenario.
+pub struct EngineBackend {
+    sys: System,
+    main: Pid,
+}
+
+impl EngineBackend {
+    /// Builds the machine from parameters and a starting state.
+    pub fn new(config: &EngineConfig) -> Result<EngineBackend, String> {
+        let mut params = Params::default();
+        for p in &config.params {
+            params
+                .set(&p.key, p.value)
+                .map_err(|_| format!("invalid machine parameter {}={}", p.key, p.value))?;
+        }
+        let mut sys = System::new(params);
+        let main = match &config.start {
+            StartState::Exec => sys.spawn_default(),
+            StartState::Snapshot(snap) => {
+                let text = SnapshotText {
+                    maps: &snap.maps,
+                    smaps: snap.smaps.as_deref(),
+                    stat: snap.stat.as_deref(),
+                    brk: snap.brk,
+                    limits: snap.limits.as_deref(),
+                };
+                let (mm, pid, vsyscall) = import(&mut sys.kernel, &text).map_err(|e| format!("cannot import process state: {e}"))?;
+                sys.add_process(pid, mm, vsyscall)
+            }
+        };
+        Ok(EngineBackend { sys, main })
+    }
+
+    /// The simulated machine.
+    pub fn system(&self) -> &System {
+        &self.sys
+    }
+}
+
+fn value(r: Result<u64, Errno>) -> Outcome {
+    match r {
+        Ok(v) => Outcome::Value(v as i64),
+        Err(e) => Outcome::Error(e as i32),
+    }
+}
+
+fn addr(r: Result<u64, Errno>) -> Outcome {
+    match r {
+        Ok(v) => Outcome::Addr(v),
+        Err(e) => Outcome::Error(e as i32),
+    }
+}
+
+fn not_yet(what: &str, issue: &str) -> Result<Outcome, BackendError> {
+    Err(BackendError(format!(
+        "the engine does not model {what} yet (it arrives with {issue})"
+    )))
+}
+
+impl Backend for EngineBackend {
+    fn main_pid(&self) -> Pid {
+        self.main
+    }
+
+    fn call(&mut self, pid: Pid, call: &Call) -> Result<Outcome, BackendError> {
+        let s = &mut self.sys;
+        if s.process(pid).is_none() {
+            return Err(BackendError(format!("no process with pid {pid}")));
+        }
+        Ok(match *call {
+            Call::Mmap { addr: a, len, prot, flags, fd, off } => addr(s.mmap(pid, a, len, prot, flags, fd, off)),
+            Call::Munmap { addr: a, len } => value(s.munmap(pid, a, len)),
+            Call::Mprotect { addr: a, len, prot } => value(s.mprotect(pid, a, len, prot)),
+            Call::Mremap { old_addr, old_size, new_size, flags, new_addr } => {
+                addr(s.mremap(pid, old_addr, old_size, new_size, flags, new_addr))
+            }
+            Call::Brk { addr: a } => addr(s.brk(pid, a)),
+            Call::Madvise { addr: a, len, advice } => value(s.madvise(pid, a, len, advice)),
+            Call::Mlock { addr: a, len } => value(s.mlock(pid, a, len)),
+            Call::Mlock2 { addr: a, len, flags } => value(s.mlock2(pid, a, len, flags)),
+            Call::Munlock { addr: a, len } => value(s.munlock(pid, a, len)),
+            Call::Mlockall { flags } => value(s.mlockall(pid, flags)),
+            Call::Munlockall => value(s.munlockall(pid)),
+            Call::Msync { addr: a, len, flags } => value(s.msync(pid, a, len, flags)),
+            Call::Mseal { addr: a, len, flags } => value(s.mseal(pid, a, len, flags)),
+            Call::Setrlimit { resource, soft, hard } => value(s.setrlimit(pid, resource, soft, hard)),
+            Call::Open { ref path, flags, mode } => value(s.open(pid, path, flags, mode)),
+            Call::Close { fd } => value(s.close(pid, fd)),
+            Call::Ftruncate { fd, len } => value(s.ftruncate(pid, fd, len)),
+            Call::Pwrite { fd, byte, count, off } => value(s.pwrite(pid, fd, byte as u8, count, off)),
+            Call::Maps => Outcome::Text(s.maps(pid).map_err(|e| BackendError(e.to_string()))?),
+            Call::Status => Outcome::Text(s.status(pid).map_err(|e| BackendError(e.to_string()))?),
+            Call::Mincore { .. } => return not_yet("page residency (mincore)", "page tables"),
+            Call::Smaps | Call::SmapsRollup => return not_yet("smaps", "page tables"),
+            Call::Load { .. } | Call::Store { .. } | Call::Exec { .. } | Call::Peek { .. } | Call::Poke { .. } => {
+                return not_yet("memory accesses", "page tables and the fault handler")
+            }
+            Call::Fork | Call::Exit { .. } => return not_yet("fork and exit", "processes"),
+        })
+    }
+}

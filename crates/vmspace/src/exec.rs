@@ -1,0 +1,75 @@
+//! The default starting state: a process as Linux leaves a freshly executed
+//! static x86-64 executable with address-space randomisation off.
+//!
+//! The image is described as the `/proc/PID/maps` and `smaps` flags a
+//! real one shows (the program is `vmspace`'s own static helper, which the
+//! real-kernel runner executes), and built by the snapshot importer, so that
+//! the default and an imported process go through the same code.
+
+use crate::import::{import, SnapshotText};
+use crate::mm::AddressSpace;
+use crate::system::Kernel;
+
+/// `/proc/PID/maps` of the default process.
+pub const DEFAULT_MAPS: &str = "\
+00400000-00401000 r--p 00000000 00:2a 2                                  /usr/bin/vmspace-static
+00401000-00402000 r-xp 00001000 00:2a 2                                  /usr/bin/vmspace-static
+00402000-00403000 r--p 00002000 00:2a 2                                  /usr/bin/vmspace-static
+00403000-00404000 rw-p 00003000 00:2a 2                                  /usr/bin/vmspace-static
+00404000-00405000 rw-p 00000000 00:00 0 
+7ffff7ff7000-7ffff7ffb000 r--p 00000000 00:00 0                          [vvar]
+7ffff7ffb000-7ffff7ffd000 r--p 00000000 00:00 0                          [vvar_vclock]
+7ffff7ffd000-7ffff7fff000 r-xp 00000000 00:00 0                          [vdso]
+7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0                          [stack]
+ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
+";
+
+/// The `VmFlags` of each region of [`DEFAULT_MAPS`], as smaps shows them.
+pub const DEFAULT_SMAPS: &str = "\
+00400000-00401000 r--p 00000000 00:2a 2 /usr/bin/vmspace-static
+VmFlags: rd mr mw me
+00401000-00402000 r-xp 00001000 00:2a 2 /usr/bin/vmspace-static
+VmFlags: rd ex mr mw me
+00402000-00403000 r--p 00002000 00:2a 2 /usr/bin/vmspace-static
+VmFlags: rd mr mw me
+00403000-00404000 rw-p 00003000 00:2a 2 /usr/bin/vmspace-static
+Anonymous: 4 kB
+VmFlags: rd wr mr mw me ac
+00404000-00405000 rw-p 00000000 00:00 0
+Anonymous: 4 kB
+VmFlags: rd wr mr mw me ac
+7ffff7ff7000-7ffff7ffb000 r--p 00000000 00:00 0 [vvar]
+VmFlags: rd mr pf io de dd
+7ffff7ffb000-7ffff7ffd000 r--p 00000000 00:00 0 [vvar_vclock]
+VmFlags: rd mr pf io de dd
+7ffff7ffd000-7ffff7fff000 r-xp 00000000 00:00 0 [vdso]
+VmFlags: rd ex mr mw me de
+7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0 [stack]
+Anonymous: 8 kB
+VmFlags: rd wr mr mw me gd ac
+";
+
+/// `/proc/PID/stat` of the default process (code, data, brk and stack
+/// fields are what matter).
+pub const DEFAULT_STAT: &str = "1 (vmspace-static) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 1 20480 2 18446744073709551615 4198400 4202496 140737488349664 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 4206592 4210688 4214784 140737488351200 140737488351230 140737488351230 140737488351212 0\n";
+
+/// Builds the default address space. Returns it with whether `[vsyscall]`
+/// is shown.
+pub fn default_image(k: &mut Kernel) -> (AddressSpace, bool) {
+    let snap = SnapshotText {
+        maps: DEFAULT_MAPS,
+        smaps: Some(DEFAULT_SMAPS),
+        stat: Some(DEFAULT_STAT),
+        brk: None,
+        limits: None,
+    };
+    match import(k, &snap) {
+        Ok((mm, _, vsyscall)) => (mm, vsyscall),
+        // The built-in text always parses; an empty space is the safe answer
+        // if it ever did not.
+        Err(_) => (
+            AddressSpace::empty(crate::layout::Layout::default(), crate::mm::Rlimits::default()),
+            false,
+        ),
+    }
+}

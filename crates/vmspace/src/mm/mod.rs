@@ -1,0 +1,516 @@
+//! The memory descriptor (`mm_struct`): one process's address space.
+//!
+//! # Design
+//!
+//! An [`AddressSpace`] owns a [`RegionTree`] of regions and the counters
+//! `/proc/PID/status` reports. Each system call lives in its own file
+//! (`mmap.rs`, `munmap.rs`, `mprotect.rs`, ...) and is written in the order
+//! Linux checks things, because that order decides which errno a bad call
+//! gets and which partial effects a failed call leaves.
+//!
+//! Every change of the region set goes through the primitives in this file:
+//! [`AddressSpace::split`] (`__split_vma`), [`AddressSpace::modify_range`]
+//! (`vma_modify`: merge with a neighbour or split, then apply new
+//! attributes), [`AddressSpace::map_new_range`] (`vma_merge_new_range` or a
+//! new region) and [`AddressSpace::unmap_range`] (`do_vmi_align_munmap`).
+//!
+//! Invariants (checked by [`AddressSpace::check`]):
+//! - regions are page-aligned, non-empty, non-overlapping and inside
+//!   `[0, TASK_SIZE)`;
+//! - `total_vm` is the sum of region sizes, and `data_vm`, `exec_vm`,
+//!   `stack_vm`, `locked_vm` are the sums over regions of the matching kind;
+//! - no two neighbours that [`merge::can_merge`] would join are left apart
+//!   by an operation that Linux would have merged (tested scenario by
+//!   scenario, not checkable in general: Linux itself leaves such pairs,
+//!   e.g. after `mprotect` back to the same flags).
+//!
+//! Locking: the engine is single-threaded per address space; the embedder
+//! serialises calls (Linux's `mmap_lock` held for write by every call here).
+
+mod brk;
+mod madvise;
+mod mlock;
+pub mod mmap;
+mod mprotect;
+mod mremap;
+mod msync;
+mod mseal;
+mod munmap;
+mod rlimit;
+mod unmapped_area;
+
+pub use mmap::{MmapFile, MmapOutcome};
+pub use rlimit::{Rlimit, Rlimits};
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::addr::{VirtAddr, PAGE_SHIFT};
+use crate::errno::{Errno, SysResult};
+use crate::flags::{StatKind, VmFlags};
+use crate::layout::Layout;
+use crate::system::Kernel;
+use crate::vma::merge::{anon_compatible, can_merge, merged_attrs};
+use crate::vma::tree::RegionTree;
+use crate::vma::{Vma, VmaAttrs, VmaName};
+
+/// Page counts kept by `mm_struct` (all in pages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct VmCounters {
+    /// `total_vm`: pages mapped.
+    pub total_vm: u64,
+    /// `hiwater_vm`: the most `total_vm` has been when last sampled.
+    pub hiwater_vm: u64,
+    /// `locked_vm`: pages in `VM_LOCKED` regions.
+    pub locked_vm: u64,
+    /// `pinned_vm`.
+    pub pinned_vm: u64,
+    /// `data_vm`: private writable, not stack.
+    pub data_vm: u64,
+    /// `exec_vm`: executable, not writable.
+    pub exec_vm: u64,
+    /// `stack_vm`: grows-down regions.
+    pub stack_vm: u64,
+}
+
+/// What the process may do beyond an ordinary user (`capable()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// `CAP_IPC_LOCK`: lock memory beyond RLIMIT_MEMLOCK.
+    pub ipc_lock: bool,
+    /// `CAP_SYS_RAWIO`: map below `vm.mmap_min_addr`.
+    pub sys_rawio: bool,
+    /// `CAP_SYS_ADMIN`: exempt from the admin memory reserve.
+    pub sys_admin: bool,
+    /// `CAP_SYS_RESOURCE`: raise hard resource limits.
+    pub sys_resource: bool,
+}
+
+/// A process's address space (`mm_struct`).
+#[derive(Clone, Debug)]
+pub struct AddressSpace {
+    tree: RegionTree<VmaAttrs>,
+    names: Vec<String>,
+    /// Layout: mmap base, heap and stack positions.
+    pub layout: Layout,
+    /// Page counters.
+    pub counters: VmCounters,
+    /// Flags every new region gets (`def_flags`: `mlockall(MCL_FUTURE)`).
+    pub def_flags: VmFlags,
+    /// Resource limits.
+    pub rlimits: Rlimits,
+    /// Capabilities of the owning task.
+    pub caps: Capabilities,
+}
+
+impl AddressSpace {
+    /// An empty address space with a layout and limits; regions are added by
+    /// the exec or import code.
+    pub fn empty(layout: Layout, rlimits: Rlimits) -> Self {
+        AddressSpace {
+            tree: RegionTree::new(),
+            names: Vec::new(),
+            layout,
+            counters: VmCounters::default(),
+            def_flags: VmFlags::empty(),
+            rlimits,
+            caps: Capabilities::default(),
+        }
+    }
+
+    // ----- looking things up -------------------------------------------
+
+    /// Number of regions (`map_count`).
+    pub fn map_count(&self) -> u64 {
+        self.tree.len() as u64
+    }
+
+    /// All regions in address order.
+    pub fn vmas(&self) -> impl Iterator<Item = Vma> + '_ {
+        self.tree.iter().map(to_vma)
+    }
+
+    /// Regions intersecting `[lo, hi)`, in order.
+    pub fn vmas_in(&self, lo: u64, hi: u64) -> impl Iterator<Item = Vma> + '_ {
+        self.tree.range(lo, hi).map(to_vma)
+    }
+
+    /// `find_vma`: the first region ending above `addr`.
+    pub fn find_vma(&self, addr: u64) -> Option<Vma> {
+        self.tree.find(addr).map(to_vma)
+    }
+
+    /// `vma_lookup`: the region containing `addr`.
+    pub fn vma_containing(&self, addr: u64) -> Option<Vma> {
+        self.tree.containing(addr).map(to_vma)
+    }
+
+    /// `find_vma_intersection`.
+    pub fn find_vma_intersection(&self, lo: u64, hi: u64) -> Option<Vma> {
+        self.tree.first_intersecting(lo, hi).map(to_vma)
+    }
+
+    /// The region just below `addr` (the last starting below it).
+    pub fn vma_before(&self, addr: u64) -> Option<Vma> {
+        self.tree.prev(addr).map(to_vma)
+    }
+
+    /// The region starting at or above `addr`.
+    pub fn vma_from(&self, addr: u64) -> Option<Vma> {
+        self.tree.next(addr).map(to_vma)
+    }
+
+    /// The text of a region's name, if it has one from the name table.
+    pub fn name_text(&self, name: VmaName) -> Option<&str> {
+        match name {
+            VmaName::None => None,
+            VmaName::Named(i) => self.names.get(i as usize).map(String::as_str),
+        }
+    }
+
+    /// Interns a region name (`[vdso]`, an imported `[anon:...]`, ...).
+    pub fn intern_name(&mut self, text: &str) -> VmaName {
+        if let Some(i) = self.names.iter().position(|n| n == text) {
+            return VmaName::Named(i as u16);
+        }
+        self.names.push(String::from(text));
+        VmaName::Named((self.names.len() - 1) as u16)
+    }
+
+    /// The free-area tree, for benchmarks and embedders that search gaps.
+    pub fn tree(&self) -> &RegionTree<VmaAttrs> {
+        &self.tree
+    }
+
+    // ----- accounting ----------------------------------------------------
+
+    /// `vm_stat_account`: adds (or with negative `pages`, removes) pages of a
+    /// region with `flags` to the counters.
+    pub(crate) fn stat_account(&mut self, flags: VmFlags, pages: i64) {
+        let c = &mut self.counters;
+        c.total_vm = c.total_vm.wrapping_add(pages as u64);
+        match flags.stat_kind() {
+            StatKind::Exec => c.exec_vm = c.exec_vm.wrapping_add(pages as u64),
+            StatKind::Stack => c.stack_vm = c.stack_vm.wrapping_add(pages as u64),
+            StatKind::Data => c.data_vm = c.data_vm.wrapping_add(pages as u64),
+            StatKind::Other => {}
+        }
+    }
+
+    /// `update_hiwater_vm`.
+    pub(crate) fn update_hiwater_vm(&mut self) {
+        if self.counters.hiwater_vm < self.counters.total_vm {
+            self.counters.hiwater_vm = self.counters.total_vm;
+        }
+    }
+
+    /// `may_expand_vm`: RLIMIT_AS and RLIMIT_DATA.
+    pub(crate) fn may_expand_vm(&self, flags: VmFlags, npages: u64) -> bool {
+        let c = &self.counters;
+        if c.total_vm.saturating_add(npages) > self.rlimits.as_.cur >> PAGE_SHIFT {
+            return false;
+        }
+        if flags.stat_kind() == StatKind::Data
+            && c.data_vm.saturating_add(npages) > self.rlimits.data.cur >> PAGE_SHIFT
+        {
+            // Linux's allowance for Valgrind: a zero soft limit defers to the hard one.
+            return self.rlimits.data.cur == 0
+                && c.data_vm.saturating_add(npages) <= self.rlimits.data.max >> PAGE_SHIFT;
+        }
+        true
+    }
+
+    /// `mlock_future_ok`: would locking `bytes` more stay within RLIMIT_MEMLOCK?
+    pub(crate) fn mlock_future_ok(&self, flags: VmFlags, bytes: u64) -> bool {
+        if !flags.contains(VmFlags::LOCKED) || self.caps.ipc_lock {
+            return true;
+        }
+        let locked = (bytes >> PAGE_SHIFT).saturating_add(self.counters.locked_vm);
+        locked <= self.rlimits.memlock.cur >> PAGE_SHIFT
+    }
+
+    /// `can_do_mlock`.
+    pub(crate) fn can_do_mlock(&self) -> bool {
+        self.rlimits.memlock.cur != 0 || self.caps.ipc_lock
+    }
+
+    /// Adds a region's pages to every counter it belongs to.
+    pub(crate) fn account_new(&mut self, flags: VmFlags, pages: u64) {
+        self.stat_account(flags, pages as i64);
+        if flags.contains(VmFlags::LOCKED) {
+            self.counters.locked_vm += pages;
+        }
+    }
+
+    // ----- region primitives ---------------------------------------------
+
+    /// Inserts a region that overlaps nothing. Callers check for overlap;
+    /// a refused insert means an engine bug, reported as `EFAULT` rather
+    /// than a panic.
+    pub(crate) fn insert(&mut self, vma: Vma) -> SysResult<()> {
+        self.tree
+            .insert(vma.start(), vma.end(), vma.attrs)
+            .map_err(|_| Errno::EFAULT)
+    }
+
+    /// Removes the region starting at `start`.
+    pub(crate) fn remove(&mut self, start: u64) -> Option<Vma> {
+        self.tree
+            .remove(start)
+            .map(|(s, e, attrs)| Vma::new(VirtAddr::new(s), VirtAddr::new(e), attrs))
+    }
+
+    /// Replaces the bounds and attributes of the region starting at
+    /// `old_start`.
+    pub(crate) fn reshape(&mut self, old_start: u64, new: &Vma) -> SysResult<()> {
+        if !self.tree.set_bounds(old_start, new.start(), new.end()) {
+            return Err(Errno::EFAULT);
+        }
+        match self.tree.get_mut(new.start()) {
+            Some(a) => {
+                *a = new.attrs;
+                Ok(())
+            }
+            None => Err(Errno::EFAULT),
+        }
+    }
+
+    /// Sets the attributes of the region starting at `start`.
+    pub(crate) fn set_attrs(&mut self, start: u64, attrs: VmaAttrs) {
+        if let Some(a) = self.tree.get_mut(start) {
+            *a = attrs;
+        }
+    }
+
+    /// `__split_vma`: cuts `vma` at `at` (strictly inside it), giving the
+    /// lower and upper pieces. The upper piece's file offset moves on.
+    pub(crate) fn split(&mut self, vma: Vma, at: u64) -> SysResult<(Vma, Vma)> {
+        debug_assert!(vma.start() < at && at < vma.end());
+        let mut lower = vma;
+        lower.end = VirtAddr::new(at);
+        let mut upper = vma;
+        upper.start = VirtAddr::new(at);
+        upper.attrs.pgoff = vma.pgoff_at(at);
+        self.reshape(vma.start(), &lower)?;
+        self.insert(upper)?;
+        Ok((lower, upper))
+    }
+
+    /// `split_vma`: [`split`](Self::split) unless the map count is at its limit.
+    pub(crate) fn split_checked(&mut self, k: &Kernel, vma: Vma, at: u64) -> SysResult<(Vma, Vma)> {
+        if self.map_count() >= k.params.max_map_count {
+            return Err(Errno::ENOMEM);
+        }
+        self.split(vma, at)
+    }
+
+    /// `vma_modify`: gives `[start, end)` (inside `vma`) the attributes
+    /// `new`, merging with a neighbour where Linux would
+    /// (`vma_merge_existing_range`) and splitting `vma` otherwise. Returns
+    /// the region that now covers the range. Counters are the caller's job.
+    pub(crate) fn modify_range(
+        &mut self,
+        k: &Kernel,
+        vma: Vma,
+        start: u64,
+        end: u64,
+        new: VmaAttrs,
+    ) -> SysResult<Vma> {
+        let piece = VmaAttrs {
+            pgoff: vma.pgoff_at(start),
+            ..new
+        };
+        let piece_pages = (end - start) >> PAGE_SHIFT;
+        let left_side = start == vma.start();
+        let right_side = end == vma.end();
+
+        if !piece.flags.intersects(VmFlags::SPECIAL) && (left_side || right_side) {
+            let prev = if left_side {
+                self.vma_before(vma.start()).filter(|p| p.end() == start)
+            } else {
+                None
+            };
+            let next = if right_side {
+                self.vma_from(vma.end()).filter(|n| n.start() == end)
+            } else {
+                None
+            };
+            let merge_left = prev.is_some_and(|p| can_merge(&p.attrs, p.pages(), &piece));
+            let merge_right = next.is_some_and(|n| {
+                can_merge(&piece, piece_pages, &n.attrs)
+                    && (!merge_left
+                        || prev.is_some_and(|p| {
+                            anon_compatible(
+                                p.attrs.anon_vma,
+                                p.attrs.anon_inherited,
+                                n.attrs.anon_vma,
+                                n.attrs.anon_inherited,
+                            )
+                        }))
+            });
+            match (prev, next, merge_left, merge_right) {
+                (Some(p), Some(n), true, true) => {
+                    // prev absorbs the middle and next.
+                    let attrs = merged_attrs(&merged_attrs(&p.attrs, &piece), &n.attrs);
+                    self.remove(vma.start());
+                    self.remove(n.start());
+                    let merged = Vma::new(p.start, n.end, attrs);
+                    self.reshape(p.start(), &merged)?;
+                    return Ok(merged);
+                }
+                (Some(p), _, true, false) => {
+                    let attrs = merged_attrs(&p.attrs, &piece);
+                    let merged = Vma::new(p.start, VirtAddr::new(end), attrs);
+                    if right_side {
+                        self.remove(vma.start());
+                    } else {
+                        let mut rest = vma;
+                        rest.start = VirtAddr::new(end);
+                        rest.attrs.pgoff = vma.pgoff_at(end);
+                        self.reshape(vma.start(), &rest)?;
+                    }
+                    self.reshape(p.start(), &merged)?;
+                    return Ok(merged);
+                }
+                (_, Some(n), false, true) => {
+                    let mut attrs = merged_attrs(&piece, &n.attrs);
+                    attrs.pgoff = piece.pgoff;
+                    let merged = Vma::new(VirtAddr::new(start), n.end, attrs);
+                    if left_side {
+                        self.remove(vma.start());
+                    } else {
+                        let mut rest = vma;
+                        rest.end = VirtAddr::new(start);
+                        self.reshape(vma.start(), &rest)?;
+                    }
+                    self.reshape(n.start(), &merged)?;
+                    return Ok(merged);
+                }
+                _ => {}
+            }
+        }
+
+        let mut middle = vma;
+        if middle.start() < start {
+            middle = self.split_checked(k, middle, start)?.1;
+        }
+        if middle.end() > end {
+            middle = self.split_checked(k, middle, end)?.0;
+        }
+        middle.attrs = piece;
+        self.set_attrs(middle.start(), piece);
+        Ok(middle)
+    }
+
+    /// `vma_merge_new_range`, or a new region: maps `[start, end)` (which
+    /// must be free) with `attrs`, joining a neighbour where Linux would.
+    /// With `just_expand` only the lower neighbour is considered (`brk`).
+    pub(crate) fn map_new_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        attrs: VmaAttrs,
+        just_expand: bool,
+    ) -> SysResult<Vma> {
+        let pages = (end - start) >> PAGE_SHIFT;
+        let prev = self.vma_before(start).filter(|p| p.end() == start);
+        let next = if just_expand {
+            None
+        } else {
+            self.vma_from(end).filter(|n| n.start() == end)
+        };
+        let special = attrs.flags.intersects(VmFlags::SPECIAL);
+        let merge_left = !special && prev.is_some_and(|p| can_merge(&p.attrs, p.pages(), &attrs));
+        let merge_right = !special
+            && next.is_some_and(|n| {
+                can_merge(&attrs, pages, &n.attrs)
+                    && (!merge_left
+                        || prev.is_some_and(|p| {
+                            anon_compatible(
+                                p.attrs.anon_vma,
+                                p.attrs.anon_inherited,
+                                n.attrs.anon_vma,
+                                n.attrs.anon_inherited,
+                            )
+                        }))
+            });
+        match (prev, next, merge_left, merge_right) {
+            (Some(p), Some(n), true, true) => {
+                let merged = Vma::new(
+                    p.start,
+                    n.end,
+                    merged_attrs(&merged_attrs(&p.attrs, &attrs), &n.attrs),
+                );
+                self.remove(n.start());
+                self.reshape(p.start(), &merged)?;
+                Ok(merged)
+            }
+            (Some(p), _, true, false) => {
+                let merged = Vma::new(p.start, VirtAddr::new(end), merged_attrs(&p.attrs, &attrs));
+                self.reshape(p.start(), &merged)?;
+                Ok(merged)
+            }
+            (_, Some(n), false, true) => {
+                let mut a = merged_attrs(&attrs, &n.attrs);
+                a.pgoff = attrs.pgoff;
+                let merged = Vma::new(VirtAddr::new(start), n.end, a);
+                self.reshape(n.start(), &merged)?;
+                Ok(merged)
+            }
+            _ => {
+                let vma = Vma::new(VirtAddr::new(start), VirtAddr::new(end), attrs);
+                self.insert(vma)?;
+                Ok(vma)
+            }
+        }
+    }
+
+    // ----- checking ------------------------------------------------------
+
+    /// Checks the invariants listed in the module comment.
+    pub fn check(&self) -> Result<(), String> {
+        use alloc::format;
+        self.tree.check()?;
+        let mut sums = VmCounters::default();
+        for v in self.vmas() {
+            if !v.start.is_page_aligned() || !v.end.is_page_aligned() || v.is_empty() {
+                return Err(format!("bad region {:#x}-{:#x}", v.start(), v.end()));
+            }
+            if v.end() > crate::layout::TASK_SIZE {
+                return Err(format!("region {:#x}-{:#x} above TASK_SIZE", v.start(), v.end()));
+            }
+            sums.total_vm += v.pages();
+            match v.flags().stat_kind() {
+                StatKind::Exec => sums.exec_vm += v.pages(),
+                StatKind::Stack => sums.stack_vm += v.pages(),
+                StatKind::Data => sums.data_vm += v.pages(),
+                StatKind::Other => {}
+            }
+            if v.flags().contains(VmFlags::LOCKED) {
+                sums.locked_vm += v.pages();
+            }
+        }
+        let c = &self.counters;
+        let pairs = [
+            ("total_vm", sums.total_vm, c.total_vm),
+            ("exec_vm", sums.exec_vm, c.exec_vm),
+            ("stack_vm", sums.stack_vm, c.stack_vm),
+            ("data_vm", sums.data_vm, c.data_vm),
+        ];
+        for (name, want, have) in pairs {
+            if want != have {
+                return Err(format!("{name} is {have} pages, regions say {want}"));
+            }
+        }
+        // mremap(MREMAP_DONTUNMAP) of a locked region leaves locked_vm above
+        // the locked regions' size, as in Linux; it is never below.
+        if c.locked_vm < sums.locked_vm {
+            return Err(format!("locked_vm is {} pages, locked regions hold {}", c.locked_vm, sums.locked_vm));
+        }
+        Ok(())
+    }
+}
+
+fn to_vma((s, e, a): (u64, u64, &VmaAttrs)) -> Vma {
+    Vma::new(VirtAddr::new(s), VirtAddr::new(e), *a)
+}

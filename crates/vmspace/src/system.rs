@@ -1,0 +1,369 @@
+//! The kernel around the address spaces: processes by pid, the files they
+//! map, the system-wide commit charge, and the machine's parameters.
+//!
+//! A [`System`] owns everything; there is no global state, so many systems
+//! can run side by side. System calls enter here with a pid, as they would
+//! enter Linux from a task, and are handed to that process's
+//! [`AddressSpace`] with the shared [`Kernel`] state.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::addr::PAGE_SHIFT;
+use crate::errno::{Errno, SysResult};
+use crate::file::{FileId, FileTable, InodeId, InodeKind, SHMEM_DEV};
+use crate::mm::MmapFile;
+use crate::mm::AddressSpace;
+use crate::params::Params;
+use crate::uapi;
+use crate::vma::Vma;
+
+/// A process id.
+pub type Pid = u64;
+
+/// State shared by every process: parameters, files, commit charge.
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    /// Machine parameters.
+    pub params: Params,
+    /// Inodes and open files.
+    pub files: FileTable,
+    /// `vm_committed_as`, in pages.
+    pub committed: u64,
+    /// Shared-memory objects whose last mapping may just have gone.
+    release_candidates: Vec<InodeId>,
+    /// Pages charged per shmem object, returned when it is freed.
+    shmem_charge: BTreeMap<InodeId, u64>,
+    next_anon_vma: u32,
+}
+
+impl Kernel {
+    /// A kernel with these parameters and no files.
+    pub fn new(params: Params) -> Self {
+        Kernel {
+            params,
+            files: FileTable::new(),
+            committed: 0,
+            release_candidates: Vec::new(),
+            shmem_charge: BTreeMap::new(),
+            next_anon_vma: 1,
+        }
+    }
+
+    /// A fresh `anon_vma` identity.
+    pub fn new_anon_vma(&mut self) -> crate::vma::AnonVmaId {
+        let id = crate::vma::AnonVmaId(self.next_anon_vma);
+        self.next_anon_vma += 1;
+        id
+    }
+
+    /// `__vm_enough_memory`: charges `pages` to the commit total, or refuses
+    /// with `ENOMEM` under the overcommit policy.
+    pub fn vm_enough_memory(&mut self, mm: &AddressSpace, pages: u64, cap_sys_admin: bool) -> SysResult<()> {
+        let p = &self.params;
+        self.committed = self.committed.saturating_add(pages);
+        let ram_pages = p.ram >> PAGE_SHIFT;
+        let swap_pages = p.swap >> PAGE_SHIFT;
+        match p.overcommit_memory {
+            1 => return Ok(()),
+            0 => {
+                if pages > ram_pages + swap_pages {
+                    self.vm_unacct_memory(pages);
+                    return Err(Errno::ENOMEM);
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        let mut allowed = (ram_pages as u128 * p.overcommit_ratio as u128 / 100) as i128 + swap_pages as i128;
+        if !cap_sys_admin {
+            allowed -= (p.admin_reserve >> PAGE_SHIFT) as i128;
+        }
+        let reserve = (p.user_reserve >> PAGE_SHIFT) as i128;
+        allowed -= ((mm.counters.total_vm / 32) as i128).min(reserve);
+        if (self.committed as i128) < allowed {
+            return Ok(());
+        }
+        self.vm_unacct_memory(pages);
+        Err(Errno::ENOMEM)
+    }
+
+    /// `vm_unacct_memory`.
+    pub fn vm_unacct_memory(&mut self, pages: u64) {
+        self.committed = self.committed.saturating_sub(pages);
+    }
+
+    /// The commit limit of overcommit mode 2, in pages (`CommitLimit`).
+    pub fn commit_limit(&self) -> u64 {
+        let p = &self.params;
+        ((p.ram >> PAGE_SHIFT) as u128 * p.overcommit_ratio as u128 / 100) as u64 + (p.swap >> PAGE_SHIFT)
+    }
+
+    /// `shmem_zero_setup`: the shmem object behind a new shared anonymous
+    /// mapping of `len` bytes. `charged` says its pages were committed.
+    pub(crate) fn new_shmem_anon(&mut self, len: u64, charged: bool) -> FileId {
+        let inode = self
+            .files
+            .create_inode(InodeKind::ShmemAnon, SHMEM_DEV, String::from("/dev/zero"), true);
+        if let Some(i) = self.files.inode_mut(inode) {
+            i.size = len;
+        }
+        if charged {
+            self.shmem_charge.insert(inode, len >> PAGE_SHIFT);
+        }
+        self.files.open(inode, true, true)
+    }
+
+    /// Notes regions that just left an address space, so that objects no
+    /// longer mapped anywhere can be released.
+    pub(crate) fn release_regions(&mut self, _mm: &AddressSpace, removed: &[Vma]) {
+        for v in removed {
+            if let Some(f) = v.attrs.file {
+                if let Some(of) = self.files.file(f) {
+                    let inode = of.inode;
+                    if self.shmem_charge.contains_key(&inode) && !self.release_candidates.contains(&inode) {
+                        self.release_candidates.push(inode);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A process: pid, address space and descriptor table.
+#[derive(Clone, Debug)]
+pub struct Process {
+    /// Process id.
+    pub pid: Pid,
+    /// The address space.
+    pub mm: AddressSpace,
+    /// Open descriptors.
+    pub fds: BTreeMap<u64, FileId>,
+    /// Whether the `[vsyscall]` gate page is shown in maps.
+    pub vsyscall: bool,
+}
+
+/// A whole simulated machine.
+///
+/// ```
+/// use vmspace::{System, Params};
+/// use vmspace::uapi::*;
+/// let mut sys = System::new(Params::default());
+/// let pid = sys.spawn_default();
+/// let a = sys.mmap(pid, 0, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, u64::MAX, 0).unwrap();
+/// assert_eq!(a, 0x7ffff7ff5000);
+/// assert!(sys.maps(pid).unwrap().contains("7ffff7ff5000-7ffff7ff7000 rw-p"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct System {
+    /// Shared kernel state.
+    pub kernel: Kernel,
+    procs: BTreeMap<Pid, Process>,
+    next_pid: Pid,
+}
+
+impl System {
+    /// A machine with no processes.
+    pub fn new(params: Params) -> Self {
+        System {
+            kernel: Kernel::new(params),
+            procs: BTreeMap::new(),
+            next_pid: 1,
+        }
+    }
+
+    /// Adds a process with a prepared address space; returns its pid.
+    pub fn add_process(&mut self, pid: Option<Pid>, mm: AddressSpace, vsyscall: bool) -> Pid {
+        let pid = pid.filter(|p| !self.procs.contains_key(p)).unwrap_or(self.next_pid);
+        self.next_pid = self.next_pid.max(pid + 1);
+        self.procs.insert(
+            pid,
+            Process {
+                pid,
+                mm,
+                fds: BTreeMap::new(),
+                vsyscall,
+            },
+        );
+        pid
+    }
+
+    /// Starts the default process: a freshly executed static executable
+    /// (see [`crate::exec`]).
+    pub fn spawn_default(&mut self) -> Pid {
+        let (mm, vsyscall) = crate::exec::default_image(&mut self.kernel);
+        self.add_process(None, mm, vsyscall)
+    }
+
+    /// The process with this pid.
+    pub fn process(&self, pid: Pid) -> Option<&Process> {
+        self.procs.get(&pid)
+    }
+
+    /// The process with this pid, mutably.
+    pub fn process_mut(&mut self, pid: Pid) -> Option<&mut Process> {
+        self.procs.get_mut(&pid)
+    }
+
+    /// Pids of live processes.
+    pub fn pids(&self) -> impl Iterator<Item = Pid> + '_ {
+        self.procs.keys().copied()
+    }
+
+    fn parts(&mut self, pid: Pid) -> SysResult<(&mut Process, &mut Kernel)> {
+        let proc_ = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+        Ok((proc_, &mut self.kernel))
+    }
+
+    /// After a call: free shmem objects no process maps any more.
+    fn settle(&mut self) {
+        let candidates = core::mem::take(&mut self.kernel.release_candidates);
+        for inode in candidates {
+            let still_mapped = self.procs.values().any(|p| {
+                p.mm.vmas().any(|v| {
+                    v.attrs
+                        .file
+                        .and_then(|f| self.kernel.files.file(f))
+                        .is_some_and(|of| of.inode == inode)
+                })
+            });
+            if !still_mapped {
+                if let Some(pages) = self.kernel.shmem_charge.remove(&inode) {
+                    self.kernel.vm_unacct_memory(pages);
+                }
+            }
+        }
+    }
+
+    /// `mmap(addr, len, prot, flags, fd, offset)`; returns the address.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mmap(&mut self, pid: Pid, addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> SysResult<u64> {
+        if off & 0xfff != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let (p, k) = self.parts(pid)?;
+        let file = if flags & uapi::MAP_ANONYMOUS == 0 {
+            let fd = fd as i32 as i64;
+            let id = u64::try_from(fd).ok().and_then(|fd| p.fds.get(&fd).copied());
+            Some(MmapFile { file: id.ok_or(Errno::EBADF)? })
+        } else {
+            if flags & uapi::MAP_HUGETLB != 0 {
+                return mmap_hugetlb_anon(flags, len);
+            }
+            None
+        };
+        let r = p.mm.mmap(k, addr, len, prot, flags, file, off >> PAGE_SHIFT);
+        self.settle();
+        r.map(|o| o.addr)
+    }
+
+    /// `munmap(addr, len)`.
+    pub fn munmap(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<u64> {
+        let (p, k) = self.parts(pid)?;
+        let r = p.mm.munmap(k, addr, len);
+        self.settle();
+        r.map(|_| 0)
+    }
+
+    /// `mprotect(addr, len, prot)`.
+    pub fn mprotect(&mut self, pid: Pid, addr: u64, len: u64, prot: u64) -> SysResult<u64> {
+        let (p, k) = self.parts(pid)?;
+        p.mm.mprotect(k, addr, len, prot)
+    }
+
+    /// `mremap(old, old_size, new_size, flags, new_addr)`; returns the address.
+    pub fn mremap(&mut self, pid: Pid, old: u64, old_size: u64, new_size: u64, flags: u64, new_addr: u64) -> SysResult<u64> {
+        let (p, k) = self.parts(pid)?;
+        let r = p.mm.mremap(k, old, old_size, new_size, flags, new_addr);
+        self.settle();
+        r
+    }
+
+    /// `brk(addr)`: the new break, or the old one on failure.
+    pub fn brk(&mut self, pid: Pid, addr: u64) -> SysResult<u64> {
+        let (p, k) = self.parts(pid)?;
+        let r = p.mm.brk(k, addr);
+        self.settle();
+        Ok(r)
+    }
+
+    /// `madvise(addr, len, advice)`.
+    pub fn madvise(&mut self, pid: Pid, addr: u64, len: u64, advice: u64) -> SysResult<u64> {
+        let (p, k) = self.parts(pid)?;
+        p.mm.madvise(k, addr, len, advice)
+    }
+
+    /// `mlock(addr, len)`.
+    pub fn mlock(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<u64> {
+        self.mlock2(pid, addr, len, 0)
+    }
+
+    /// `mlock2(addr, len, flags)`.
+    pub fn mlock2(&mut self, pid: Pid, addr: u64, len: u64, flags: u64) -> SysResult<u64> {
+        let (p, k) = self.parts(pid)?;
+        p.mm.mlock2(k, addr, len, flags)
+    }
+
+    /// `munlock(addr, len)`.
+    pub fn munlock(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<u64> {
+        let (p, k) = self.parts(pid)?;
+        p.mm.munlock(k, addr, len)
+    }
+
+    /// `mlockall(flags)`.
+    pub fn mlockall(&mut self, pid: Pid, flags: u64) -> SysResult<u64> {
+        let (p, k) = self.parts(pid)?;
+        p.mm.mlockall(k, flags)
+    }
+
+    /// `munlockall()`.
+    pub fn munlockall(&mut self, pid: Pid) -> SysResult<u64> {
+        let (p, k) = self.parts(pid)?;
+        p.mm.munlockall(k)
+    }
+
+    /// `mseal(addr, len, flags)`.
+    pub fn mseal(&mut self, pid: Pid, addr: u64, len: u64, flags: u64) -> SysResult<u64> {
+        let (p, k) = self.parts(pid)?;
+        p.mm.mseal(k, addr, len, flags)
+    }
+
+    /// `setrlimit(resource, soft, hard)`.
+    pub fn setrlimit(&mut self, pid: Pid, resource: u64, soft: u64, hard: u64) -> SysResult<u64> {
+        let (p, _) = self.parts(pid)?;
+        p.mm.setrlimit(resource, soft, hard)
+    }
+
+    /// `/proc/PID/maps`.
+    pub fn maps(&self, pid: Pid) -> SysResult<String> {
+        let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
+        Ok(crate::procfs::maps(p, &self.kernel))
+    }
+
+    /// The `VmPeak`..`VmSwap` lines of `/proc/PID/status`.
+    pub fn status(&self, pid: Pid) -> SysResult<String> {
+        let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
+        Ok(crate::procfs::status(p))
+    }
+
+    /// Checks every process's invariants.
+    pub fn check(&self) -> Result<(), String> {
+        for p in self.procs.values() {
+            p.mm.check()?;
+        }
+        Ok(())
+    }
+}
+
+/// Anonymous `MAP_HUGETLB`: the huge page size must be one the machine has
+/// (2 MiB by default, or 1 GiB); the simulated machine reserves no huge
+/// pages, so a valid request fails as Linux's does with `nr_hugepages` 0.
+fn mmap_hugetlb_anon(flags: u64, len: u64) -> SysResult<u64> {
+    let log = (flags >> uapi::MAP_HUGE_SHIFT) & uapi::MAP_HUGE_MASK;
+    if log != 0 && log != 21 && log != 30 {
+        return Err(Errno::EINVAL);
+    }
+    let _ = len;
+    Err(Errno::ENOMEM)
+}

@@ -14,33 +14,118 @@ pub type Pid = u64;
 /// inspection, with Linux x86-64 argument values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
-    Mmap { addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64 },
-    Munmap { addr: u64, len: u64 },
-    Mprotect { addr: u64, len: u64, prot: u64 },
+    Mmap {
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        fd: u64,
+        off: u64,
+    },
+    Munmap {
+        addr: u64,
+        len: u64,
+    },
+    Mprotect {
+        addr: u64,
+        len: u64,
+        prot: u64,
+    },
     /// `new_addr` is the fifth argument (0 when the scenario gives four).
-    Mremap { old_addr: u64, old_size: u64, new_size: u64, flags: u64, new_addr: u64 },
-    Brk { addr: u64 },
-    Madvise { addr: u64, len: u64, advice: u64 },
-    Mlock { addr: u64, len: u64 },
-    Mlock2 { addr: u64, len: u64, flags: u64 },
-    Munlock { addr: u64, len: u64 },
-    Mlockall { flags: u64 },
+    Mremap {
+        old_addr: u64,
+        old_size: u64,
+        new_size: u64,
+        flags: u64,
+        new_addr: u64,
+    },
+    Brk {
+        addr: u64,
+    },
+    Madvise {
+        addr: u64,
+        len: u64,
+        advice: u64,
+    },
+    Mlock {
+        addr: u64,
+        len: u64,
+    },
+    Mlock2 {
+        addr: u64,
+        len: u64,
+        flags: u64,
+    },
+    Munlock {
+        addr: u64,
+        len: u64,
+    },
+    Mlockall {
+        flags: u64,
+    },
     Munlockall,
-    Msync { addr: u64, len: u64, flags: u64 },
-    Mincore { addr: u64, len: u64 },
-    Mseal { addr: u64, len: u64, flags: u64 },
-    Setrlimit { resource: u64, soft: u64, hard: u64 },
-    Open { path: String, flags: u64, mode: u64 },
-    Close { fd: u64 },
-    Ftruncate { fd: u64, len: u64 },
-    Pwrite { fd: u64, byte: u64, count: u64, off: u64 },
+    Msync {
+        addr: u64,
+        len: u64,
+        flags: u64,
+    },
+    Mincore {
+        addr: u64,
+        len: u64,
+    },
+    Mseal {
+        addr: u64,
+        len: u64,
+        flags: u64,
+    },
+    Setrlimit {
+        resource: u64,
+        soft: u64,
+        hard: u64,
+    },
+    Open {
+        path: String,
+        flags: u64,
+        mode: u64,
+    },
+    Close {
+        fd: u64,
+    },
+    Ftruncate {
+        fd: u64,
+        len: u64,
+    },
+    Pwrite {
+        fd: u64,
+        byte: u64,
+        count: u64,
+        off: u64,
+    },
     Fork,
-    Exit { code: u64 },
-    Load { addr: u64, len: u64 },
-    Store { addr: u64, len: u64, byte: u64 },
-    Exec { addr: u64 },
-    Peek { addr: u64, len: u64 },
-    Poke { addr: u64, len: u64, byte: u64 },
+    Exit {
+        code: u64,
+    },
+    Load {
+        addr: u64,
+        len: u64,
+    },
+    Store {
+        addr: u64,
+        len: u64,
+        byte: u64,
+    },
+    Exec {
+        addr: u64,
+    },
+    Peek {
+        addr: u64,
+        len: u64,
+    },
+    Poke {
+        addr: u64,
+        len: u64,
+        byte: u64,
+    },
     Maps,
     Smaps,
     SmapsRollup,

@@ -37,7 +37,8 @@ impl EngineBackend {
                     brk: snap.brk,
                     limits: snap.limits.as_deref(),
                 };
-                let (mm, pid, vsyscall) = import(&mut sys.kernel, &text).map_err(|e| format!("cannot import process state: {e}"))?;
+                let (mm, pid, vsyscall) = import(&mut sys.kernel, &text)
+                    .map_err(|e| format!("cannot import process state: {e}"))?;
                 sys.add_process(pid, mm, vsyscall)
             }
         };
@@ -81,31 +82,75 @@ impl Backend for EngineBackend {
             return Err(BackendError(format!("no process with pid {pid}")));
         }
         Ok(match *call {
-            Call::Mmap { addr: a, len, prot, flags, fd, off } => addr(s.mmap(pid, a, len, prot, flags, fd, off)),
+            Call::Mmap {
+                addr: a,
+                len,
+                prot,
+                flags,
+                fd,
+                off,
+            } => addr(s.mmap(pid, a, len, prot, flags, fd, off)),
             Call::Munmap { addr: a, len } => value(s.munmap(pid, a, len)),
             Call::Mprotect { addr: a, len, prot } => value(s.mprotect(pid, a, len, prot)),
-            Call::Mremap { old_addr, old_size, new_size, flags, new_addr } => {
-                addr(s.mremap(pid, old_addr, old_size, new_size, flags, new_addr))
-            }
+            Call::Mremap {
+                old_addr,
+                old_size,
+                new_size,
+                flags,
+                new_addr,
+            } => addr(s.mremap(pid, old_addr, old_size, new_size, flags, new_addr)),
             Call::Brk { addr: a } => addr(s.brk(pid, a)),
-            Call::Madvise { addr: a, len, advice } => value(s.madvise(pid, a, len, advice)),
+            Call::Madvise {
+                addr: a,
+                len,
+                advice,
+            } => value(s.madvise(pid, a, len, advice)),
             Call::Mlock { addr: a, len } => value(s.mlock(pid, a, len)),
-            Call::Mlock2 { addr: a, len, flags } => value(s.mlock2(pid, a, len, flags)),
+            Call::Mlock2 {
+                addr: a,
+                len,
+                flags,
+            } => value(s.mlock2(pid, a, len, flags)),
             Call::Munlock { addr: a, len } => value(s.munlock(pid, a, len)),
             Call::Mlockall { flags } => value(s.mlockall(pid, flags)),
             Call::Munlockall => value(s.munlockall(pid)),
-            Call::Msync { addr: a, len, flags } => value(s.msync(pid, a, len, flags)),
-            Call::Mseal { addr: a, len, flags } => value(s.mseal(pid, a, len, flags)),
-            Call::Setrlimit { resource, soft, hard } => value(s.setrlimit(pid, resource, soft, hard)),
-            Call::Open { ref path, flags, mode } => value(s.open(pid, path, flags, mode)),
+            Call::Msync {
+                addr: a,
+                len,
+                flags,
+            } => value(s.msync(pid, a, len, flags)),
+            Call::Mseal {
+                addr: a,
+                len,
+                flags,
+            } => value(s.mseal(pid, a, len, flags)),
+            Call::Setrlimit {
+                resource,
+                soft,
+                hard,
+            } => value(s.setrlimit(pid, resource, soft, hard)),
+            Call::Open {
+                ref path,
+                flags,
+                mode,
+            } => value(s.open(pid, path, flags, mode)),
             Call::Close { fd } => value(s.close(pid, fd)),
             Call::Ftruncate { fd, len } => value(s.ftruncate(pid, fd, len)),
-            Call::Pwrite { fd, byte, count, off } => value(s.pwrite(pid, fd, byte as u8, count, off)),
+            Call::Pwrite {
+                fd,
+                byte,
+                count,
+                off,
+            } => value(s.pwrite(pid, fd, byte as u8, count, off)),
             Call::Maps => Outcome::Text(s.maps(pid).map_err(|e| BackendError(e.to_string()))?),
             Call::Status => Outcome::Text(s.status(pid).map_err(|e| BackendError(e.to_string()))?),
             Call::Mincore { .. } => return not_yet("page residency (mincore)", "page tables"),
             Call::Smaps | Call::SmapsRollup => return not_yet("smaps", "page tables"),
-            Call::Load { .. } | Call::Store { .. } | Call::Exec { .. } | Call::Peek { .. } | Call::Poke { .. } => {
+            Call::Load { .. }
+            | Call::Store { .. }
+            | Call::Exec { .. }
+            | Call::Peek { .. }
+            | Call::Poke { .. } => {
                 return not_yet("memory accesses", "page tables and the fault handler")
             }
             Call::Fork | Call::Exit { .. } => return not_yet("fork and exit", "processes"),

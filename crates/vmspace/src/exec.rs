@@ -10,13 +10,13 @@ use crate::import::{import, SnapshotText};
 use crate::mm::AddressSpace;
 use crate::system::Kernel;
 
-/// `/proc/PID/maps` of the default process.
+/// `/proc/PID/maps` of the default process: the real-kernel runner's own
+/// static helper program, as Linux 6.18 lays it out.
 pub const DEFAULT_MAPS: &str = "\
-00400000-00401000 r--p 00000000 00:2a 2                                  /usr/bin/vmspace-static
-00401000-00402000 r-xp 00001000 00:2a 2                                  /usr/bin/vmspace-static
-00402000-00403000 r--p 00002000 00:2a 2                                  /usr/bin/vmspace-static
-00403000-00404000 rw-p 00003000 00:2a 2                                  /usr/bin/vmspace-static
-00404000-00405000 rw-p 00000000 00:00 0 
+00400000-00401000 r--p 00000000 00:01 1024                               /memfd:vmspace-puppet (deleted)
+00401000-00403000 r-xp 00001000 00:01 1024                               /memfd:vmspace-puppet (deleted)
+00403000-00404000 rw-p 00003000 00:01 1024                               /memfd:vmspace-puppet (deleted)
+00404000-00437000 rw-p 00000000 00:00 0 
 7ffff7ff7000-7ffff7ffb000 r--p 00000000 00:00 0                          [vvar]
 7ffff7ffb000-7ffff7ffd000 r--p 00000000 00:00 0                          [vvar_vclock]
 7ffff7ffd000-7ffff7fff000 r-xp 00000000 00:00 0                          [vdso]
@@ -24,19 +24,18 @@ pub const DEFAULT_MAPS: &str = "\
 ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
 ";
 
-/// The `VmFlags` of each region of [`DEFAULT_MAPS`], as smaps shows them.
+/// The `VmFlags` (and whether anonymous pages exist) of each region of
+/// [`DEFAULT_MAPS`], as smaps shows them.
 pub const DEFAULT_SMAPS: &str = "\
-00400000-00401000 r--p 00000000 00:2a 2 /usr/bin/vmspace-static
+00400000-00401000 r--p 00000000 00:01 1024 /memfd:vmspace-puppet (deleted)
 VmFlags: rd mr mw me
-00401000-00402000 r-xp 00001000 00:2a 2 /usr/bin/vmspace-static
+00401000-00403000 r-xp 00001000 00:01 1024 /memfd:vmspace-puppet (deleted)
 VmFlags: rd ex mr mw me
-00402000-00403000 r--p 00002000 00:2a 2 /usr/bin/vmspace-static
-VmFlags: rd mr mw me
-00403000-00404000 rw-p 00003000 00:2a 2 /usr/bin/vmspace-static
+00403000-00404000 rw-p 00003000 00:01 1024 /memfd:vmspace-puppet (deleted)
 Anonymous: 4 kB
 VmFlags: rd wr mr mw me ac
-00404000-00405000 rw-p 00000000 00:00 0
-Anonymous: 4 kB
+00404000-00437000 rw-p 00000000 00:00 0
+Anonymous: 12 kB
 VmFlags: rd wr mr mw me ac
 7ffff7ff7000-7ffff7ffb000 r--p 00000000 00:00 0 [vvar]
 VmFlags: rd mr pf io de dd
@@ -45,13 +44,13 @@ VmFlags: rd mr pf io de dd
 7ffff7ffd000-7ffff7fff000 r-xp 00000000 00:00 0 [vdso]
 VmFlags: rd ex mr mw me de
 7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0 [stack]
-Anonymous: 8 kB
+Anonymous: 4 kB
 VmFlags: rd wr mr mw me gd ac
 ";
 
-/// `/proc/PID/stat` of the default process (code, data, brk and stack
-/// fields are what matter).
-pub const DEFAULT_STAT: &str = "1 (vmspace-static) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 1 20480 2 18446744073709551615 4198400 4202496 140737488349664 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 4206592 4210688 4214784 140737488351200 140737488351230 140737488351230 140737488351212 0\n";
+/// `/proc/PID/stat` of the default process: code 0x401000-0x40257e, data
+/// 0x403000-0x403008, `start_brk` 0x437000, stack pointer 0x7fffffffe620.
+pub const DEFAULT_STAT: &str = "1 (vmspace-puppet) S 0 1 1 0 -1 256 0 0 0 0 0 0 0 0 20 0 1 0 1 393216 0 18446744073709551615 4198400 4203774 140737488350752 0 0 0 0 65536 1240 0 0 0 17 0 0 0 0 0 0 4206592 4206600 4419584 140737488351199 140737488351214 140737488351214 140737488351214 0\n";
 
 /// Builds the default address space. Returns it with whether `[vsyscall]`
 /// is shown.
@@ -68,7 +67,10 @@ pub fn default_image(k: &mut Kernel) -> (AddressSpace, bool) {
         // The built-in text always parses; an empty space is the safe answer
         // if it ever did not.
         Err(_) => (
-            AddressSpace::empty(crate::layout::Layout::default(), crate::mm::Rlimits::default()),
+            AddressSpace::empty(
+                crate::layout::Layout::default(),
+                crate::mm::Rlimits::default(),
+            ),
             false,
         ),
     }

@@ -101,7 +101,13 @@ impl FileTable {
 
     /// Creates an inode numbered from the system's counter (tmpfs and shmem
     /// objects share one counter, like the kernel's `get_next_ino`).
-    pub fn create_inode(&mut self, kind: InodeKind, dev: Dev, path: String, deleted: bool) -> InodeId {
+    pub fn create_inode(
+        &mut self,
+        kind: InodeKind,
+        dev: Dev,
+        path: String,
+        deleted: bool,
+    ) -> InodeId {
         let ino = self.next_ino;
         self.next_ino += 1;
         self.add_inode(Inode {
@@ -165,7 +171,9 @@ impl FileTable {
     pub fn find_imported(&self, dev: Dev, ino: u64, path: &str) -> Option<InodeId> {
         self.inodes
             .iter()
-            .position(|i| i.kind == InodeKind::Imported && i.dev == dev && i.ino == ino && i.path == path)
+            .position(|i| {
+                i.kind == InodeKind::Imported && i.dev == dev && i.ino == ino && i.path == path
+            })
             .map(|i| InodeId(i as u32))
     }
 }

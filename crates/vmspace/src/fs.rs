@@ -49,7 +49,9 @@ impl System {
                 if flags & O_CREAT == 0 {
                     return Err(Errno::ENOENT);
                 }
-                let i = k.files.create_inode(InodeKind::Tmpfs, SCENARIO_DEV, full, false);
+                let i = k
+                    .files
+                    .create_inode(InodeKind::Tmpfs, SCENARIO_DEV, full, false);
                 if let Some(n) = k.files.inode_mut(i) {
                     n.mode = mode & 0o7777 & !UMASK;
                 }
@@ -69,7 +71,10 @@ impl System {
     /// `close(fd)`.
     pub fn close(&mut self, pid: Pid, fd: u64) -> SysResult<u64> {
         let p = self.process_mut(pid).ok_or(Errno::ESRCH)?;
-        p.fds.remove(&(fd as i32 as i64 as u64)).map(|_| 0).ok_or(Errno::EBADF)
+        p.fds
+            .remove(&(fd as i32 as i64 as u64))
+            .map(|_| 0)
+            .ok_or(Errno::EBADF)
     }
 
     /// `ftruncate(fd, length)`.
@@ -91,14 +96,25 @@ impl System {
     }
 
     /// `pwrite(fd, buf, count, offset)` with `count` copies of one byte.
-    pub fn pwrite(&mut self, pid: Pid, fd: u64, _byte: u8, count: u64, offset: u64) -> SysResult<u64> {
+    pub fn pwrite(
+        &mut self,
+        pid: Pid,
+        fd: u64,
+        _byte: u8,
+        count: u64,
+        offset: u64,
+    ) -> SysResult<u64> {
         let p = self.process(pid).ok_or(Errno::ESRCH)?;
         let file = *p.fds.get(&fd).ok_or(Errno::EBADF)?;
         let of = self.kernel.files.file(file).ok_or(Errno::EBADF)?;
         if !of.writable {
             return Err(Errno::EBADF);
         }
-        if (offset as i64) < 0 || offset.checked_add(count).is_none_or(|e| e as i64 <= 0 && count > 0) {
+        if (offset as i64) < 0
+            || offset
+                .checked_add(count)
+                .map_or(true, |e| e as i64 <= 0 && count > 0)
+        {
             return Err(Errno::EINVAL);
         }
         let inode = of.inode;
@@ -112,6 +128,9 @@ impl System {
 
     /// `msync(addr, len, flags)`.
     pub fn msync(&mut self, pid: Pid, addr: u64, len: u64, flags: u64) -> SysResult<u64> {
-        self.process(pid).ok_or(Errno::ESRCH)?.mm.msync(addr, len, flags)
+        self.process(pid)
+            .ok_or(Errno::ESRCH)?
+            .mm
+            .msync(addr, len, flags)
     }
 }

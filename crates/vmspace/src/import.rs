@@ -177,11 +177,15 @@ const VMFLAG_NAMES: &[(&str, VmFlags)] = &[
     ("uw", VmFlags::UFFD_WP),
     ("ss", VmFlags::SHADOW_STACK),
     ("sl", VmFlags::SEALED),
+    ("dp", VmFlags::DROPPABLE),
 ];
 
 /// The smaps `VmFlags` mnemonics of a flag set, in Linux's order.
 pub fn vmflags_mnemonics(flags: VmFlags) -> impl Iterator<Item = &'static str> {
-    VMFLAG_NAMES.iter().filter(move |(_, f)| flags.contains(*f)).map(|(n, _)| *n)
+    VMFLAG_NAMES
+        .iter()
+        .filter(move |(_, f)| flags.contains(*f))
+        .map(|(n, _)| *n)
 }
 
 /// Per-region facts from smaps: flags and whether anonymous pages exist.
@@ -195,7 +199,12 @@ fn parse_smaps(text: &str) -> Vec<SmapsInfo> {
     let mut out: Vec<SmapsInfo> = Vec::new();
     for line in text.lines() {
         if let Some(e) = parse_maps_line(line) {
-            if line.as_bytes().first().is_some_and(|b| b.is_ascii_hexdigit()) && line.contains('-') {
+            if line
+                .as_bytes()
+                .first()
+                .is_some_and(|b| b.is_ascii_hexdigit())
+                && line.contains('-')
+            {
                 out.push(SmapsInfo {
                     start: e.start,
                     flags: None,
@@ -214,7 +223,12 @@ fn parse_smaps(text: &str) -> Vec<SmapsInfo> {
             }
             cur.flags = Some(f);
         } else if let Some(rest) = line.strip_prefix("Anonymous:") {
-            cur.anonymous_kb = rest.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            cur.anonymous_kb = rest
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0);
         }
     }
     out
@@ -285,8 +299,16 @@ fn guess_flags(e: &MapsEntry) -> VmFlags {
         f |= VmFlags::EXEC;
     }
     match e.name.as_str() {
-        "[vvar]" | "[vvar_vclock]" => f | VmFlags::MAYREAD | VmFlags::IO | VmFlags::PFNMAP | VmFlags::DONTEXPAND | VmFlags::DONTDUMP,
-        "[vdso]" => f | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC | VmFlags::DONTEXPAND,
+        "[vvar]" | "[vvar_vclock]" => {
+            f | VmFlags::MAYREAD
+                | VmFlags::IO
+                | VmFlags::PFNMAP
+                | VmFlags::DONTEXPAND
+                | VmFlags::DONTDUMP
+        }
+        "[vdso]" => {
+            f | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC | VmFlags::DONTEXPAND
+        }
         _ => {
             f |= VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC;
             if e.shared {
@@ -304,7 +326,10 @@ fn guess_flags(e: &MapsEntry) -> VmFlags {
 
 /// Builds an address space (and its pid, if `stat` gives one) from a
 /// snapshot. Files named in maps become imported inodes in `k`'s file table.
-pub fn import(k: &mut Kernel, snap: &SnapshotText<'_>) -> Result<(AddressSpace, Option<Pid>, bool), ImportError> {
+pub fn import(
+    k: &mut Kernel,
+    snap: &SnapshotText<'_>,
+) -> Result<(AddressSpace, Option<Pid>, bool), ImportError> {
     let entries = parse_maps(snap.maps)?;
     if entries.is_empty() {
         return Err(err("maps", 0, "no regions"));
@@ -313,7 +338,11 @@ pub fn import(k: &mut Kernel, snap: &SnapshotText<'_>) -> Result<(AddressSpace, 
     let rlimits = snap.limits.map(parse_limits).unwrap_or_default();
     let stat = snap.stat.and_then(parse_stat);
     let pid = stat.as_ref().map(|s| s.0);
-    let field = |n: usize| -> Option<u64> { stat.as_ref().and_then(|(_, f)| f.get(n - 3).copied()).filter(|&v| v != 0) };
+    let field = |n: usize| -> Option<u64> {
+        stat.as_ref()
+            .and_then(|(_, f)| f.get(n - 3).copied())
+            .filter(|&v| v != 0)
+    };
 
     let mut layout = Layout {
         mmap_base: mmap_base(rlimits.stack.cur, k.params.stack_guard_gap),
@@ -335,8 +364,16 @@ pub fn import(k: &mut Kernel, snap: &SnapshotText<'_>) -> Result<(AddressSpace, 
             }
             return Err(err("maps", n, "region above the user address range"));
         }
-        if e.end <= e.start || !is_page_aligned(e.start) || !is_page_aligned(e.end) || e.end > TASK_SIZE {
-            return Err(err("maps", n, "region bounds are not page-aligned user addresses"));
+        if e.end <= e.start
+            || !is_page_aligned(e.start)
+            || !is_page_aligned(e.end)
+            || e.end > TASK_SIZE
+        {
+            return Err(err(
+                "maps",
+                n,
+                "region bounds are not page-aligned user addresses",
+            ));
         }
         if mm.find_vma_intersection(e.start, e.end).is_some() {
             return Err(err("maps", n, "region overlaps an earlier one"));
@@ -394,16 +431,15 @@ pub fn import(k: &mut Kernel, snap: &SnapshotText<'_>) -> Result<(AddressSpace, 
             attrs.pgoff = e.offset >> 12;
         }
         let vma = Vma::new(VirtAddr::new(e.start), VirtAddr::new(e.end), attrs);
-        mm.insert(vma).map_err(|_| err("maps", n, "region overlaps an earlier one"))?;
+        mm.insert(vma)
+            .map_err(|_| err("maps", n, "region overlaps an earlier one"))?;
         mm.account_new(flags, vma.pages());
     }
     mm.counters.hiwater_vm = mm.counters.total_vm;
 
     layout.start_code = field(26).unwrap_or(0);
     layout.end_code = field(27).unwrap_or(0);
-    layout.start_stack = field(28)
-        .or(stack.map(|(_, e)| e - 8))
-        .unwrap_or(0);
+    layout.start_stack = field(28).or(stack.map(|(_, e)| e - 8)).unwrap_or(0);
     layout.start_data = field(45).unwrap_or(0);
     layout.end_data = field(46).unwrap_or(0);
     let low_end = mm

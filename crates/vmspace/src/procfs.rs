@@ -56,7 +56,11 @@ pub fn write_maps_line(out: &mut String, l: &MapsLine<'_>) {
         if f.contains(VmFlags::READ) { 'r' } else { '-' },
         if f.contains(VmFlags::WRITE) { 'w' } else { '-' },
         if f.contains(VmFlags::EXEC) { 'x' } else { '-' },
-        if f.contains(VmFlags::MAYSHARE) { 's' } else { 'p' },
+        if f.contains(VmFlags::MAYSHARE) {
+            's'
+        } else {
+            'p'
+        },
         l.offset,
         l.dev.major,
         l.dev.minor,
@@ -76,7 +80,11 @@ pub fn write_maps_line(out: &mut String, l: &MapsLine<'_>) {
 }
 
 /// The name column of a region (`get_vma_name`), with its file identity.
-fn vma_identity<'a>(p: &'a Process, k: &'a Kernel, v: &Vma) -> (Option<&'a str>, bool, Dev, u64, u64) {
+fn vma_identity<'a>(
+    p: &'a Process,
+    k: &'a Kernel,
+    v: &Vma,
+) -> (Option<&'a str>, bool, Dev, u64, u64) {
     if let Some(f) = v.attrs.file {
         if let Some(inode) = k.files.inode_of(f) {
             return (
@@ -144,7 +152,8 @@ pub fn status(p: &Process) -> String {
     let l = &p.mm.layout;
     let total_vm = c.total_vm;
     let hiwater_vm = c.hiwater_vm.max(total_vm);
-    let text_bytes = (page_up(l.end_code).saturating_sub(l.start_code & !0xfff)).min(c.exec_vm << 12);
+    let text_bytes =
+        (page_up(l.end_code).saturating_sub(l.start_code & !0xfff)).min(c.exec_vm << 12);
     let lib_bytes = (c.exec_vm << 12) - text_bytes;
     let kb = |pages: u64| pages << 2;
     let rows: [(&str, u64); 15] = [

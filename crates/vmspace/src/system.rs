@@ -13,8 +13,8 @@ use alloc::vec::Vec;
 use crate::addr::PAGE_SHIFT;
 use crate::errno::{Errno, SysResult};
 use crate::file::{FileId, FileTable, InodeId, InodeKind, SHMEM_DEV};
-use crate::mm::MmapFile;
 use crate::mm::AddressSpace;
+use crate::mm::MmapFile;
 use crate::params::Params;
 use crate::uapi;
 use crate::vma::Vma;
@@ -60,7 +60,12 @@ impl Kernel {
 
     /// `__vm_enough_memory`: charges `pages` to the commit total, or refuses
     /// with `ENOMEM` under the overcommit policy.
-    pub fn vm_enough_memory(&mut self, mm: &AddressSpace, pages: u64, cap_sys_admin: bool) -> SysResult<()> {
+    pub fn vm_enough_memory(
+        &mut self,
+        mm: &AddressSpace,
+        pages: u64,
+        cap_sys_admin: bool,
+    ) -> SysResult<()> {
         let p = &self.params;
         self.committed = self.committed.saturating_add(pages);
         let ram_pages = p.ram >> PAGE_SHIFT;
@@ -76,7 +81,8 @@ impl Kernel {
             }
             _ => {}
         }
-        let mut allowed = (ram_pages as u128 * p.overcommit_ratio as u128 / 100) as i128 + swap_pages as i128;
+        let mut allowed =
+            (ram_pages as u128 * p.overcommit_ratio as u128 / 100) as i128 + swap_pages as i128;
         if !cap_sys_admin {
             allowed -= (p.admin_reserve >> PAGE_SHIFT) as i128;
         }
@@ -97,15 +103,19 @@ impl Kernel {
     /// The commit limit of overcommit mode 2, in pages (`CommitLimit`).
     pub fn commit_limit(&self) -> u64 {
         let p = &self.params;
-        ((p.ram >> PAGE_SHIFT) as u128 * p.overcommit_ratio as u128 / 100) as u64 + (p.swap >> PAGE_SHIFT)
+        ((p.ram >> PAGE_SHIFT) as u128 * p.overcommit_ratio as u128 / 100) as u64
+            + (p.swap >> PAGE_SHIFT)
     }
 
     /// `shmem_zero_setup`: the shmem object behind a new shared anonymous
     /// mapping of `len` bytes. `charged` says its pages were committed.
     pub(crate) fn new_shmem_anon(&mut self, len: u64, charged: bool) -> FileId {
-        let inode = self
-            .files
-            .create_inode(InodeKind::ShmemAnon, SHMEM_DEV, String::from("/dev/zero"), true);
+        let inode = self.files.create_inode(
+            InodeKind::ShmemAnon,
+            SHMEM_DEV,
+            String::from("/dev/zero"),
+            true,
+        );
         if let Some(i) = self.files.inode_mut(inode) {
             i.size = len;
         }
@@ -122,7 +132,9 @@ impl Kernel {
             if let Some(f) = v.attrs.file {
                 if let Some(of) = self.files.file(f) {
                     let inode = of.inode;
-                    if self.shmem_charge.contains_key(&inode) && !self.release_candidates.contains(&inode) {
+                    if self.shmem_charge.contains_key(&inode)
+                        && !self.release_candidates.contains(&inode)
+                    {
                         self.release_candidates.push(inode);
                     }
                 }
@@ -175,7 +187,9 @@ impl System {
 
     /// Adds a process with a prepared address space; returns its pid.
     pub fn add_process(&mut self, pid: Option<Pid>, mm: AddressSpace, vsyscall: bool) -> Pid {
-        let pid = pid.filter(|p| !self.procs.contains_key(p)).unwrap_or(self.next_pid);
+        let pid = pid
+            .filter(|p| !self.procs.contains_key(p))
+            .unwrap_or(self.next_pid);
         self.next_pid = self.next_pid.max(pid + 1);
         self.procs.insert(
             pid,
@@ -238,22 +252,36 @@ impl System {
 
     /// `mmap(addr, len, prot, flags, fd, offset)`; returns the address.
     #[allow(clippy::too_many_arguments)]
-    pub fn mmap(&mut self, pid: Pid, addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> SysResult<u64> {
+    pub fn mmap(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        fd: u64,
+        off: u64,
+    ) -> SysResult<u64> {
         if off & 0xfff != 0 {
             return Err(Errno::EINVAL);
         }
         let (p, k) = self.parts(pid)?;
         let file = if flags & uapi::MAP_ANONYMOUS == 0 {
             let fd = fd as i32 as i64;
-            let id = u64::try_from(fd).ok().and_then(|fd| p.fds.get(&fd).copied());
-            Some(MmapFile { file: id.ok_or(Errno::EBADF)? })
+            let id = u64::try_from(fd)
+                .ok()
+                .and_then(|fd| p.fds.get(&fd).copied());
+            Some(MmapFile {
+                file: id.ok_or(Errno::EBADF)?,
+            })
         } else {
             if flags & uapi::MAP_HUGETLB != 0 {
                 return mmap_hugetlb_anon(flags, len);
             }
             None
         };
-        let r = p.mm.mmap(k, addr, len, prot, flags, file, off >> PAGE_SHIFT);
+        let r =
+            p.mm.mmap(k, addr, len, prot, flags, file, off >> PAGE_SHIFT);
         self.settle();
         r.map(|o| o.addr)
     }
@@ -273,7 +301,15 @@ impl System {
     }
 
     /// `mremap(old, old_size, new_size, flags, new_addr)`; returns the address.
-    pub fn mremap(&mut self, pid: Pid, old: u64, old_size: u64, new_size: u64, flags: u64, new_addr: u64) -> SysResult<u64> {
+    pub fn mremap(
+        &mut self,
+        pid: Pid,
+        old: u64,
+        old_size: u64,
+        new_size: u64,
+        flags: u64,
+        new_addr: u64,
+    ) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
         let r = p.mm.mremap(k, old, old_size, new_size, flags, new_addr);
         self.settle();
@@ -364,6 +400,8 @@ fn mmap_hugetlb_anon(flags: u64, len: u64) -> SysResult<u64> {
     if log != 0 && log != 21 && log != 30 {
         return Err(Errno::EINVAL);
     }
-    let _ = len;
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
     Err(Errno::ENOMEM)
 }

@@ -32,7 +32,9 @@ impl AddressSpace {
         }
         // check_data_rlimit
         let rlim = self.rlimits.data.cur;
-        if rlim != u64::MAX && (brk - l.start_brk).saturating_add(l.end_data.saturating_sub(l.start_data)) > rlim {
+        if rlim != u64::MAX
+            && (brk - l.start_brk).saturating_add(l.end_data.saturating_sub(l.start_data)) > rlim
+        {
             return Err(Errno::ENOSPC);
         }
         let newbrk = page_align(brk);
@@ -65,7 +67,10 @@ impl AddressSpace {
             return Err(Errno::EAGAIN);
         }
         // Leave the guard gap below a grows-down neighbour.
-        if let Some(next) = self.find_vma_intersection(oldbrk, newbrk.saturating_add(PAGE_SIZE + k.params.stack_guard_gap)) {
+        if let Some(next) = self.find_vma_intersection(
+            oldbrk,
+            newbrk.saturating_add(PAGE_SIZE + k.params.stack_guard_gap),
+        ) {
             if newbrk + PAGE_SIZE > next.start_gap(k.params.stack_guard_gap) {
                 return Err(Errno::ENOMEM);
             }
@@ -106,7 +111,13 @@ impl AddressSpace {
                 crate::addr::VirtAddr::new(addr + len),
                 attrs,
             ))
-            .map(|_| crate::vma::Vma::new(crate::addr::VirtAddr::new(addr), crate::addr::VirtAddr::new(addr + len), attrs))
+            .map(|_| {
+                crate::vma::Vma::new(
+                    crate::addr::VirtAddr::new(addr),
+                    crate::addr::VirtAddr::new(addr + len),
+                    attrs,
+                )
+            })
         };
         if let Err(e) = result {
             k.vm_unacct_memory(pages);

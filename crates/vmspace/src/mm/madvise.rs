@@ -63,7 +63,13 @@ fn is_discard(advice: u64) -> bool {
 
 impl AddressSpace {
     /// `madvise(start, len, advice)`.
-    pub fn madvise(&mut self, k: &mut Kernel, start: u64, len_in: u64, advice: u64) -> SysResult<u64> {
+    pub fn madvise(
+        &mut self,
+        k: &mut Kernel,
+        start: u64,
+        len_in: u64,
+        advice: u64,
+    ) -> SysResult<u64> {
         if !behavior_valid(advice) {
             return Err(Errno::EINVAL);
         }
@@ -116,7 +122,14 @@ impl AddressSpace {
     }
 
     /// `madvise_vma_behavior` for one region's part `[start, end)`.
-    fn madvise_vma(&mut self, k: &mut Kernel, vma: Vma, start: u64, end: u64, advice: u64) -> SysResult<Vma> {
+    fn madvise_vma(
+        &mut self,
+        k: &mut Kernel,
+        vma: Vma,
+        start: u64,
+        end: u64,
+        advice: u64,
+    ) -> SysResult<Vma> {
         let f = vma.flags();
         if f.contains(VmFlags::SEALED)
             && is_discard(advice)
@@ -236,13 +249,15 @@ impl AddressSpace {
             if f.intersects(VmFlags::IO | VmFlags::PFNMAP) {
                 return Err(Errno::EINVAL);
             }
+            // Faulting in for read needs VM_READ, for write VM_WRITE (no
+            // FOLL_FORCE here), else EINVAL.
             let need = if advice == MADV_POPULATE_WRITE {
                 VmFlags::WRITE
             } else {
                 VmFlags::READ
             };
             if !f.contains(need) {
-                return Err(Errno::EFAULT);
+                return Err(Errno::EINVAL);
             }
             cursor = v.end();
         }

@@ -35,7 +35,22 @@ impl AddressSpace {
             return Err(Errno::ENOMEM);
         }
         self.apply_vma_lock_flags(k, start, len, vm_flags)?;
+        // __mm_populate: faulting in memory that allows no access fails
+        // (EFAULT, reported by mlock as ENOMEM); the lock bits stay set.
+        if self.populate_would_fault(start, start.saturating_add(len)) {
+            return Err(Errno::ENOMEM);
+        }
         Ok(0)
+    }
+
+    /// Would populating `[start, end)` meet a region that cannot be faulted
+    /// in (no access rights at all, not lock-on-fault, not special)?
+    fn populate_would_fault(&self, start: u64, end: u64) -> bool {
+        self.vmas_in(start, end).any(|v| {
+            let f = v.flags();
+            !f.intersects(VmFlags::IO | VmFlags::PFNMAP | VmFlags::LOCKONFAULT)
+                && !f.intersects(VmFlags::ACCESS)
+        })
     }
 
     /// `munlock(start, len)`.
@@ -48,7 +63,10 @@ impl AddressSpace {
 
     /// `mlockall(flags)`.
     pub fn mlockall(&mut self, k: &mut Kernel, flags: u64) -> SysResult<u64> {
-        if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT {
+        if flags == 0
+            || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0
+            || flags == MCL_ONFAULT
+        {
             return Err(Errno::EINVAL);
         }
         if !self.can_do_mlock() {
@@ -81,7 +99,13 @@ impl AddressSpace {
     /// `apply_vma_lock_flags`: sets the lock bits over a range that must be
     /// fully mapped (`ENOMEM` at the first hole, after changing what lies
     /// before it).
-    fn apply_vma_lock_flags(&mut self, k: &mut Kernel, start: u64, len: u64, flags: VmFlags) -> SysResult<()> {
+    fn apply_vma_lock_flags(
+        &mut self,
+        k: &mut Kernel,
+        start: u64,
+        len: u64,
+        flags: VmFlags,
+    ) -> SysResult<()> {
         let end = start.wrapping_add(len);
         if end < start {
             return Err(Errno::EINVAL);
@@ -112,7 +136,14 @@ impl AddressSpace {
     }
 
     /// `mlock_fixup`: one region's part gets new lock bits.
-    fn mlock_fixup(&mut self, k: &mut Kernel, vma: Vma, start: u64, end: u64, newflags: VmFlags) -> SysResult<Vma> {
+    fn mlock_fixup(
+        &mut self,
+        k: &mut Kernel,
+        vma: Vma,
+        start: u64,
+        end: u64,
+        newflags: VmFlags,
+    ) -> SysResult<Vma> {
         let oldflags = vma.flags();
         if newflags == oldflags
             || oldflags.intersects(VmFlags::SPECIAL)
@@ -156,7 +187,9 @@ impl AddressSpace {
         let mut cursor = 0;
         while let Some(v) = self.find_vma(cursor) {
             let newflags = (v.flags() - VmFlags::LOCKED_MASK) | to_add;
-            let done = self.mlock_fixup(k, v, v.start(), v.end(), newflags).unwrap_or(v);
+            let done = self
+                .mlock_fixup(k, v, v.start(), v.end(), newflags)
+                .unwrap_or(v);
             cursor = done.end().max(v.end());
         }
     }

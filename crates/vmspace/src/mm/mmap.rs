@@ -90,7 +90,9 @@ impl AddressSpace {
                 has_file: file.is_some(),
             },
         )?;
-        if flags & MAP_FIXED_NOREPLACE != 0 && self.find_vma_intersection(addr, addr + len).is_some() {
+        if flags & MAP_FIXED_NOREPLACE != 0
+            && self.find_vma_intersection(addr, addr + len).is_some()
+        {
             return Err(Errno::EEXIST);
         }
 
@@ -160,7 +162,10 @@ impl AddressSpace {
                         return Err(Errno::EINVAL);
                     }
                     pgoff = addr >> PAGE_SHIFT;
-                    vm_flags |= VmFlags::DROPPABLE | VmFlags::WIPEONFORK | VmFlags::DONTDUMP;
+                    vm_flags |= VmFlags::DROPPABLE
+                        | VmFlags::WIPEONFORK
+                        | VmFlags::DONTDUMP
+                        | VmFlags::NORESERVE;
                 }
                 MAP_PRIVATE => pgoff = addr >> PAGE_SHIFT,
                 _ => return Err(Errno::EINVAL),
@@ -171,8 +176,18 @@ impl AddressSpace {
         }
 
         let shmem_anon = file.is_none() && vm_flags.contains(VmFlags::SHARED);
-        let replaced = self.mmap_region(k, file.map(|f| f.file), addr, len, vm_flags, pgoff, shmem_anon)?;
-        let populate = if vm_flags.contains(VmFlags::LOCKED) || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE {
+        let replaced = self.mmap_region(
+            k,
+            file.map(|f| f.file),
+            addr,
+            len,
+            vm_flags,
+            pgoff,
+            shmem_anon,
+        )?;
+        let populate = if vm_flags.contains(VmFlags::LOCKED)
+            || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE
+        {
             len
         } else {
             0

@@ -33,8 +33,8 @@ mod mlock;
 pub mod mmap;
 mod mprotect;
 mod mremap;
-mod msync;
 mod mseal;
+mod msync;
 mod munmap;
 mod rlimit;
 mod unmapped_area;
@@ -477,7 +477,11 @@ impl AddressSpace {
                 return Err(format!("bad region {:#x}-{:#x}", v.start(), v.end()));
             }
             if v.end() > crate::layout::TASK_SIZE {
-                return Err(format!("region {:#x}-{:#x} above TASK_SIZE", v.start(), v.end()));
+                return Err(format!(
+                    "region {:#x}-{:#x} above TASK_SIZE",
+                    v.start(),
+                    v.end()
+                ));
             }
             sums.total_vm += v.pages();
             match v.flags().stat_kind() {
@@ -505,7 +509,10 @@ impl AddressSpace {
         // mremap(MREMAP_DONTUNMAP) of a locked region leaves locked_vm above
         // the locked regions' size, as in Linux; it is never below.
         if c.locked_vm < sums.locked_vm {
-            return Err(format!("locked_vm is {} pages, locked regions hold {}", c.locked_vm, sums.locked_vm));
+            return Err(format!(
+                "locked_vm is {} pages, locked regions hold {}",
+                c.locked_vm, sums.locked_vm
+            ));
         }
         Ok(())
     }

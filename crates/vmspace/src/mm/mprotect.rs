@@ -79,7 +79,14 @@ impl AddressSpace {
     }
 
     /// `mprotect_fixup`: one region's part `[start, end)` gets `newflags`.
-    fn mprotect_fixup(&mut self, k: &mut Kernel, vma: Vma, start: u64, end: u64, newflags: VmFlags) -> SysResult<Vma> {
+    fn mprotect_fixup(
+        &mut self,
+        k: &mut Kernel,
+        vma: Vma,
+        start: u64,
+        end: u64,
+        newflags: VmFlags,
+    ) -> SysResult<Vma> {
         if vma.flags().contains(VmFlags::SEALED) {
             return Err(Errno::EPERM);
         }
@@ -95,13 +102,20 @@ impl AddressSpace {
                 return Err(Errno::ENOMEM);
             }
             if !oldflags.intersects(
-                VmFlags::ACCOUNT | VmFlags::WRITE | VmFlags::HUGETLB | VmFlags::SHARED | VmFlags::NORESERVE,
+                VmFlags::ACCOUNT
+                    | VmFlags::WRITE
+                    | VmFlags::HUGETLB
+                    | VmFlags::SHARED
+                    | VmFlags::NORESERVE,
             ) {
                 charged = nrpages;
                 k.vm_enough_memory(self, charged, self.caps.sys_admin)?;
                 newflags |= VmFlags::ACCOUNT;
             }
-        } else if oldflags.contains(VmFlags::ACCOUNT) && vma.is_anonymous() && vma.attrs.anon_vma.is_none() {
+        } else if oldflags.contains(VmFlags::ACCOUNT)
+            && vma.is_anonymous()
+            && vma.attrs.anon_vma.is_none()
+        {
             newflags -= VmFlags::ACCOUNT;
         }
         let mut attrs = vma.attrs;

@@ -190,7 +190,9 @@ impl AddressSpace {
             return false;
         }
         let len = end - vma.start();
-        len <= TASK_SIZE && vma.start() <= TASK_SIZE - len && (vma.start() >= k.params.mmap_min_addr || self.caps.sys_rawio)
+        len <= TASK_SIZE
+            && vma.start() <= TASK_SIZE - len
+            && (vma.start() >= k.params.mmap_min_addr || self.caps.sys_rawio)
     }
 
     /// `mremap_to`: move to `new_addr` (`MREMAP_FIXED`) or near it
@@ -206,16 +208,29 @@ impl AddressSpace {
             r.old_len = r.new_len;
             vma = self.vma_containing(r.addr).ok_or(Errno::EFAULT)?;
         }
-        if r.flags & MREMAP_DONTUNMAP != 0 && !self.may_expand_vm(vma.flags(), r.old_len >> PAGE_SHIFT) {
+        if r.flags & MREMAP_DONTUNMAP != 0
+            && !self.may_expand_vm(vma.flags(), r.old_len >> PAGE_SHIFT)
+        {
             return Err(Errno::ENOMEM);
         }
-        let map_flags = if r.flags & MREMAP_FIXED != 0 { MAP_FIXED } else { 0 };
+        let map_flags = if r.flags & MREMAP_FIXED != 0 {
+            MAP_FIXED
+        } else {
+            0
+        };
         let new_addr = self.remap_target(k, &vma, &r, r.new_addr, map_flags)?;
         self.move_vma(k, vma, r, new_addr)
     }
 
     /// `vrm_set_new_addr`: where the moved range goes.
-    fn remap_target(&self, k: &Kernel, vma: &Vma, r: &Remap, hint: u64, map_flags: u64) -> SysResult<u64> {
+    fn remap_target(
+        &self,
+        k: &Kernel,
+        vma: &Vma,
+        r: &Remap,
+        hint: u64,
+        map_flags: u64,
+    ) -> SysResult<u64> {
         let mut flags = map_flags;
         if vma.flags().contains(VmFlags::MAYSHARE) {
             flags |= MAP_SHARED;
@@ -225,7 +240,11 @@ impl AddressSpace {
             AreaRequest {
                 addr: hint,
                 len: r.new_len,
-                pgoff: if vma.attrs.file.is_some() { vma.pgoff_at(r.addr) } else { 0 },
+                pgoff: if vma.attrs.file.is_some() {
+                    vma.pgoff_at(r.addr)
+                } else {
+                    0
+                },
                 flags,
                 vm_flags: VmFlags::empty(),
                 has_file: vma.attrs.file.is_some(),
@@ -279,7 +298,10 @@ impl AddressSpace {
             match self.gather_unmap(k, r.addr, end) {
                 Ok(g) => {
                     let reused = if f.contains(VmFlags::ACCOUNT) {
-                        g.iter().filter(|v| v.flags().contains(VmFlags::ACCOUNT)).map(|v| v.pages()).sum()
+                        g.iter()
+                            .filter(|v| v.flags().contains(VmFlags::ACCOUNT))
+                            .map(|v| v.pages())
+                            .sum()
                     } else {
                         0
                     };

@@ -27,7 +27,12 @@ impl AddressSpace {
     /// `do_vmi_align_munmap`: unmaps `[start, end)` (page-aligned), splitting
     /// regions at the edges. A sealed region refuses (`EPERM`); splits made
     /// before the refusal stay, as in Linux.
-    pub(crate) fn unmap_range(&mut self, k: &mut Kernel, start: u64, end: u64) -> SysResult<Vec<Vma>> {
+    pub(crate) fn unmap_range(
+        &mut self,
+        k: &mut Kernel,
+        start: u64,
+        end: u64,
+    ) -> SysResult<Vec<Vma>> {
         let gathered = self.gather_unmap(k, start, end)?;
         Ok(self.remove_gathered(k, &gathered, 0))
     }
@@ -53,7 +58,11 @@ impl AddressSpace {
             if v.flags().contains(VmFlags::SEALED) {
                 return Err(Errno::EPERM);
             }
-            let v = if v.end() > end { self.split(v, end)?.0 } else { v };
+            let v = if v.end() > end {
+                self.split(v, end)?.0
+            } else {
+                v
+            };
             out.push(v);
             cursor = v.end();
         }
@@ -63,7 +72,12 @@ impl AddressSpace {
     /// `vms_complete_munmap_vmas`: removes gathered regions and their
     /// accounting. `reused_account` pages of `VM_ACCOUNT` charge pass to a
     /// mapping replacing them instead of being returned.
-    pub(crate) fn remove_gathered(&mut self, k: &mut Kernel, gathered: &[Vma], reused_account: u64) -> Vec<Vma> {
+    pub(crate) fn remove_gathered(
+        &mut self,
+        k: &mut Kernel,
+        gathered: &[Vma],
+        reused_account: u64,
+    ) -> Vec<Vma> {
         if gathered.is_empty() {
             return Vec::new();
         }

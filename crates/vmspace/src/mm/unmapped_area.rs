@@ -92,7 +92,10 @@ impl AddressSpace {
         if len_pad < req.len || off.wrapping_add(len_pad) < off {
             return Ok(None);
         }
-        let padded = AreaRequest { len: len_pad, ..req };
+        let padded = AreaRequest {
+            len: len_pad,
+            ..req
+        };
         let Ok(ret) = self.arch_area(p, padded) else {
             return Ok(None);
         };
@@ -213,7 +216,10 @@ impl AddressSpace {
                 return Err(Errno::ENOMEM);
             }
             if info.topdown {
-                let (_, gap_end) = self.tree.highest_gap(low, high, length).ok_or(Errno::ENOMEM)?;
+                let (_, gap_end) = self
+                    .tree
+                    .highest_gap(low, high, length)
+                    .ok_or(Errno::ENOMEM)?;
                 let mut gap = gap_end - info.length;
                 gap -= gap.wrapping_sub(info.align_offset) & info.align_mask;
                 // A grows-down region right above wants its guard gap.
@@ -228,7 +234,10 @@ impl AddressSpace {
                 }
                 return Ok(gap);
             } else {
-                let (gap_start, _) = self.tree.lowest_gap(low, high, length).ok_or(Errno::ENOMEM)?;
+                let (gap_start, _) = self
+                    .tree
+                    .lowest_gap(low, high, length)
+                    .ok_or(Errno::ENOMEM)?;
                 let mut gap = gap_start + info.start_gap;
                 gap += info.align_offset.wrapping_sub(gap) & info.align_mask;
                 if let Some(next) = self.find_vma(gap_start) {

@@ -1,0 +1,343 @@
+//! The `vmspace` command: runs `.vms` scenarios on the vmspace engine or on
+//! the running Linux kernel, and compares the two.
+//!
+//! Exit status: 0 success; 1 a run or backend failure, or `diff` found
+//! differences; 2 scenario errors (`file:line:column: message`) and usage
+//! errors.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use vmspace_cli::backend::{Backend, Param};
+use vmspace_cli::diff;
+use vmspace_cli::output;
+use vmspace_cli::run::{self, EngineConfig, Record, StartState};
+use vmspace_cli::scenario::{self, merge_params, Script, Selector, StmtKind};
+
+/// Run and compare Linux memory scenarios.
+#[derive(Parser, Debug)]
+#[command(name = "vmspace", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a scenario on the engine (or, with --host, on the running kernel).
+    Run(RunArgs),
+    /// Run a scenario on the running kernel and on the engine; show where they differ.
+    Diff(DiffArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Run on the running Linux kernel instead of the engine.
+    #[arg(long)]
+    host: bool,
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Start from a real process's state: DIR/maps (required), DIR/stat,
+    /// DIR/brk, DIR/limits, DIR/smaps.
+    #[arg(long, value_name = "DIR", conflicts_with = "host")]
+    from_proc: Option<PathBuf>,
+    /// Set a machine parameter (wins over the scenario's `set` lines).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = scenario::parse_param)]
+    sets: Vec<Param>,
+    /// The scenario file.
+    file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct DiffArgs {
+    /// Print each difference as a JSON line.
+    #[arg(long)]
+    json: bool,
+    /// Set a machine parameter (wins over the scenario's `set` lines).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = scenario::parse_param)]
+    sets: Vec<Param>,
+    /// The scenario file.
+    file: PathBuf,
+}
+
+/// The two backends, boxed behind [`Backend`].
+mod backends {
+    use vmspace_cli::backend::{Backend, Param, ProcSnapshot};
+    use vmspace_cli::engine_backend::EngineBackend;
+    use vmspace_cli::host_backend::{HostBackend, HostConfig};
+    use vmspace_cli::run::EngineConfig;
+
+    /// The engine, built from `cfg`.
+    pub fn engine(cfg: &EngineConfig) -> Result<Box<dyn Backend>, String> {
+        Ok(Box::new(EngineBackend::new(cfg)?))
+    }
+
+    /// The running kernel, and its first process's state before any statement.
+    pub fn host(params: Vec<Param>) -> Result<(Box<dyn Backend>, ProcSnapshot), String> {
+        let host = HostBackend::start(&HostConfig { params }).map_err(|e| e.to_string())?;
+        let snapshot = host.snapshot().clone();
+        Ok((Box::new(host), snapshot))
+    }
+
+    /// The host kernel's own parameter values (its sysctls).
+    pub fn host_params() -> Vec<Param> {
+        vmspace_cli::host_backend::host_params()
+    }
+}
+
+/// Prints records as they come; remembers the first write error.
+struct Printer {
+    out: io::BufWriter<io::StdoutLock<'static>>,
+    json: bool,
+    error: Option<io::Error>,
+}
+
+impl Printer {
+    fn new(json: bool) -> Self {
+        Printer {
+            out: io::BufWriter::new(io::stdout().lock()),
+            json,
+            error: None,
+        }
+    }
+
+    fn write(&mut self, s: &str) {
+        if self.error.is_none() {
+            if let Err(e) = self
+                .out
+                .write_all(s.as_bytes())
+                .and_then(|()| self.out.flush())
+            {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn record(&mut self, r: &Record) {
+        if self.json {
+            self.write(&format!("{}\n", output::json(r)));
+        } else {
+            self.write(&output::text(r));
+        }
+    }
+
+    /// Exit status for what was printed: 1 after a write error other than a
+    /// closed pipe (`vmspace run x | head` is fine).
+    fn finish(mut self) -> u8 {
+        if self.error.is_none() {
+            if let Err(e) = self.out.flush() {
+                self.error = Some(e);
+            }
+        }
+        match self.error {
+            Some(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                eprintln!("vmspace: cannot write output: {e}");
+                1
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Reads and checks a scenario; on failure prints why and gives exit status 2.
+fn load_script(path: &Path) -> Result<Script, u8> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("vmspace: cannot read {}: {e}", path.display());
+        2
+    })?;
+    scenario::parse(&path.display().to_string(), &source).map_err(|errors| {
+        for e in errors {
+            eprintln!("{e}");
+        }
+        2
+    })
+}
+
+fn cmd_run(args: RunArgs) -> Result<u8, u8> {
+    let script = load_script(&args.file)?;
+    let params = merge_params(&[&script.params(), &args.sets]);
+    let mut backend: Box<dyn Backend> = if args.host {
+        for warning in diff::host_cannot_follow(&params, &backends::host_params()) {
+            eprintln!("vmspace: {warning}");
+        }
+        backends::host(params)
+            .map_err(|e| {
+                eprintln!("vmspace: cannot start the host backend: {e}");
+                1u8
+            })?
+            .0
+    } else {
+        let start = match &args.from_proc {
+            Some(dir) => StartState::Snapshot(run::read_proc_dir(dir).map_err(|e| {
+                eprintln!("vmspace: --from-proc: {e}");
+                2u8
+            })?),
+            None => StartState::Exec,
+        };
+        backends::engine(&EngineConfig { params, start }).map_err(|e| {
+            eprintln!("vmspace: cannot start the engine: {e}");
+            1u8
+        })?
+    };
+    let mut printer = Printer::new(args.json);
+    let result = run::run(&script, backend.as_mut(), &mut |r| printer.record(&r));
+    let status = printer.finish();
+    match result {
+        Ok(()) => Ok(status),
+        Err(e) => {
+            match &e {
+                run::RunError::Scenario(s) => eprintln!("{s}"),
+                run::RunError::Backend { .. } => eprintln!("vmspace: {e}"),
+            }
+            Err(e.exit_code() as u8)
+        }
+    }
+}
+
+fn cmd_diff(args: DiffArgs) -> Result<u8, u8> {
+    let script = load_script(&args.file)?;
+    let sets = merge_params(&[&script.params(), &args.sets]);
+    let host_params = backends::host_params();
+    for warning in diff::host_cannot_follow(&sets, &host_params) {
+        eprintln!("vmspace: {warning}");
+    }
+    let uses_pids = script.stmts.iter().any(|s| {
+        matches!(&s.kind, StmtKind::Call(c) if matches!(c.selector, Some(Selector::Pid { .. })))
+    });
+    if uses_pids {
+        eprintln!(
+            "vmspace: warning: `[pid N]` selectors name the same number on both sides, \
+             but the host and the engine choose pids independently"
+        );
+    }
+    let (mut host, snapshot) = backends::host(sets.clone()).map_err(|e| {
+        eprintln!("vmspace: cannot start the host backend: {e}");
+        1u8
+    })?;
+    let config = EngineConfig {
+        params: diff::engine_params(&host_params, &sets),
+        start: StartState::Snapshot(snapshot),
+    };
+    let mut engine = backends::engine(&config).map_err(|e| {
+        eprintln!("vmspace: cannot start the engine: {e}");
+        1u8
+    })?;
+    let diffs = diff::run_diff(&script, host.as_mut(), engine.as_mut()).map_err(|e| {
+        match &e.error {
+            run::RunError::Scenario(s) => eprintln!("{s} ({} run)", e.side),
+            run::RunError::Backend { .. } => eprintln!("vmspace: {e}"),
+        }
+        e.error.exit_code() as u8
+    })?;
+    let mut printer = Printer::new(args.json);
+    if args.json {
+        for d in &diffs {
+            printer.write(&format!("{}\n", diff::render_json(d)));
+        }
+    } else if !diffs.is_empty() {
+        printer.write(&format!(
+            "--- host\n+++ engine\n{}",
+            diff::render_text(&diffs)
+        ));
+    }
+    let status = printer.finish();
+    Ok(if diffs.is_empty() { status } else { 1 })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => cmd_run(args),
+        Command::Diff(args) => cmd_diff(args),
+    };
+    ExitCode::from(result.unwrap_or_else(|status| status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_options() {
+        let cli = Cli::try_parse_from([
+            "vmspace",
+            "run",
+            "--json",
+            "--set",
+            "ram=1G",
+            "--set",
+            "swap=0",
+            "--from-proc",
+            "d",
+            "s.vms",
+        ])
+        .expect("parses");
+        let Command::Run(a) = cli.command else {
+            panic!("run")
+        };
+        assert!(a.json && !a.host);
+        assert_eq!(a.from_proc, Some(PathBuf::from("d")));
+        assert_eq!(
+            a.sets,
+            vec![
+                Param {
+                    key: "ram".into(),
+                    value: 1 << 30
+                },
+                Param {
+                    key: "swap".into(),
+                    value: 0
+                }
+            ]
+        );
+        assert_eq!(a.file, PathBuf::from("s.vms"));
+    }
+
+    #[test]
+    fn usage_errors() {
+        let e = Cli::try_parse_from(["vmspace", "run", "--host", "--from-proc", "d", "s.vms"])
+            .expect_err("conflict");
+        assert_eq!(e.exit_code(), 2);
+        let e = Cli::try_parse_from(["vmspace", "run", "--set", "nope=1", "s.vms"])
+            .expect_err("bad key");
+        assert_eq!(e.exit_code(), 2);
+        let e = Cli::try_parse_from(["vmspace", "diff"]).expect_err("no file");
+        assert_eq!(e.exit_code(), 2);
+        let e = Cli::try_parse_from(["vmspace", "diff", "--host", "s.vms"]).expect_err("no --host");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn diff_options() {
+        let cli = Cli::try_parse_from([
+            "vmspace",
+            "diff",
+            "--json",
+            "--set",
+            "max_map_count=10",
+            "x",
+        ])
+        .expect("parses");
+        let Command::Diff(a) = cli.command else {
+            panic!("diff")
+        };
+        assert!(a.json);
+        assert_eq!(
+            a.sets,
+            vec![Param {
+                key: "max_map_count".into(),
+                value: 10
+            }]
+        );
+    }
+}

@@ -130,6 +130,10 @@ const HOST_SYSCTLS: &[&str] = &[
     "max_map_count",
     "overcommit_memory",
     "overcommit_ratio",
+    "admin_reserve_kbytes",
+    "user_reserve_kbytes",
+    "ram",
+    "swap",
 ];
 
 /// Warnings for `set`s the host kernel cannot follow: a sysctl set to

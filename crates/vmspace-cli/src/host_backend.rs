@@ -281,11 +281,13 @@ impl Backend for HostBackend {
 /// The host kernel's own parameter values: `/proc/sys/vm/{mmap_min_addr,
 /// max_map_count, overcommit_memory, overcommit_ratio}` (those it can read).
 pub fn host_params() -> Vec<Param> {
-    [
+    let mut params: Vec<Param> = [
         "mmap_min_addr",
         "max_map_count",
         "overcommit_memory",
         "overcommit_ratio",
+        "admin_reserve_kbytes",
+        "user_reserve_kbytes",
     ]
     .iter()
     .filter_map(|key| {
@@ -296,7 +298,24 @@ pub fn host_params() -> Vec<Param> {
             value,
         })
     })
-    .collect()
+    .collect();
+    // The machine's memory decides overcommit heuristics: MemTotal is
+    // totalram_pages, SwapTotal the swap size.
+    if let Ok(meminfo) = std::fs::read_to_string("/proc/meminfo") {
+        for (field, key) in [("MemTotal:", "ram"), ("SwapTotal:", "swap")] {
+            let kb = meminfo
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            if let Some(kb) = kb {
+                params.push(Param {
+                    key: key.to_string(),
+                    value: kb * 1024,
+                });
+            }
+        }
+    }
+    params
 }
 
 /// A raw system call result: the value, or the errno (`-4095..=-1`).

@@ -23,17 +23,7 @@ pub use ast::{Arg, BinOp, CallStmt, Expr, Op, Pos, Script, Selector, SetStmt, St
 use crate::backend::Param;
 
 /// The machine parameters `set` and `--set` accept.
-pub const KNOWN_PARAMS: &[&str] = &[
-    "mmap_min_addr",
-    "lsm_mmap_min_addr",
-    "max_map_count",
-    "overcommit_memory",
-    "overcommit_ratio",
-    "ram",
-    "swap",
-    "stack_guard_gap",
-    "fault_around_bytes",
-];
+pub const KNOWN_PARAMS: &[&str] = vmspace::params::PARAM_NAMES;
 
 /// An error in a scenario, printed as `file:line:column: message`.
 #[derive(Clone, Debug, PartialEq, Eq)]

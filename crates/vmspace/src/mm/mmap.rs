@@ -113,6 +113,12 @@ impl AddressSpace {
         match file {
             Some(f) => {
                 let of = k.files.file(f.file).ok_or(Errno::EBADF)?.clone();
+                // file_mmap_ok: the mapped range must fit below the largest
+                // file offset (MAX_LFS_FILESIZE).
+                let maxsize = i64::MAX as u64;
+                if len > maxsize || pgoff > (maxsize - len) >> PAGE_SHIFT {
+                    return Err(Errno::EOVERFLOW);
+                }
                 let size_ok = file_kind != Some(InodeKind::Imported);
                 let mut map_flags = flags;
                 match flags & MAP_TYPE {

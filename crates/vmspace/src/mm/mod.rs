@@ -168,6 +168,15 @@ impl AddressSpace {
         }
     }
 
+    /// True for a kernel-installed special mapping (`[vdso]`, `[vvar]`, ...):
+    /// it cannot be split and keeps its size.
+    pub fn is_special_mapping(&self, vma: &Vma) -> bool {
+        vma.attrs.file.is_none()
+            && self
+                .name_text(vma.attrs.name)
+                .is_some_and(|n| n.starts_with('[') && !n.starts_with("[anon"))
+    }
+
     /// Interns a region name (`[vdso]`, an imported `[anon:...]`, ...).
     pub fn intern_name(&mut self, text: &str) -> VmaName {
         if let Some(i) = self.names.iter().position(|n| n == text) {
@@ -286,6 +295,10 @@ impl AddressSpace {
     /// lower and upper pieces. The upper piece's file offset moves on.
     pub(crate) fn split(&mut self, vma: Vma, at: u64) -> SysResult<(Vma, Vma)> {
         debug_assert!(vma.start() < at && at < vma.end());
+        // Special mappings keep their size for life (`special_mapping_split`).
+        if self.is_special_mapping(&vma) {
+            return Err(Errno::EINVAL);
+        }
         let mut lower = vma;
         lower.end = VirtAddr::new(at);
         let mut upper = vma;

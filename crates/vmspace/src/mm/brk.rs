@@ -4,12 +4,12 @@
 
 use super::mmap::accountable;
 use super::AddressSpace;
-use crate::addr::{page_align, PAGE_SHIFT, PAGE_SIZE};
+use crate::addr::{page_align, VirtAddr, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::flags::VmFlags;
 use crate::layout::TASK_SIZE;
 use crate::system::Kernel;
-use crate::vma::VmaAttrs;
+use crate::vma::{Vma, VmaAttrs};
 
 impl AddressSpace {
     /// `brk(addr)`: returns the new break, or the unchanged old one when the
@@ -77,6 +77,9 @@ impl AddressSpace {
         }
         self.do_brk_flags(k, oldbrk, len)?;
         self.layout.brk = brk;
+        if self.def_flags.contains(VmFlags::LOCKED) {
+            let _ = self.populate(k, oldbrk, newbrk, true);
+        }
         Ok(())
     }
 
@@ -98,26 +101,17 @@ impl AddressSpace {
         }
         debug_assert!(accountable(flags));
         k.vm_enough_memory(self, pages, self.caps.sys_admin)?;
-        // Only a region at or above start_brk may be extended.
         let attrs = VmaAttrs::anon(flags, addr >> PAGE_SHIFT);
+        // Only the region ending at the old break and reaching above
+        // start_brk may be extended (vma_prev_limit(start_brk)).
         let prev_is_heap = self
             .vma_before(addr)
-            .is_some_and(|p| p.end() == addr && p.start() >= self.layout.start_brk);
+            .is_some_and(|p| p.end() == addr && p.end() > self.layout.start_brk);
         let result = if prev_is_heap {
             self.map_new_range(addr, addr + len, attrs, true)
         } else {
-            self.insert(crate::vma::Vma::new(
-                crate::addr::VirtAddr::new(addr),
-                crate::addr::VirtAddr::new(addr + len),
-                attrs,
-            ))
-            .map(|_| {
-                crate::vma::Vma::new(
-                    crate::addr::VirtAddr::new(addr),
-                    crate::addr::VirtAddr::new(addr + len),
-                    attrs,
-                )
-            })
+            let vma = Vma::new(VirtAddr::new(addr), VirtAddr::new(addr + len), attrs);
+            self.insert(vma).map(|_| vma)
         };
         if let Err(e) = result {
             k.vm_unacct_memory(pages);

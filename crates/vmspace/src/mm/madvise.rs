@@ -87,7 +87,11 @@ impl AddressSpace {
             return Ok(0);
         }
         if advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE {
-            return self.madvise_populate_check(start, end, advice).map(|_| 0);
+            self.madvise_populate_check(start, end, advice)?;
+            if advice == MADV_POPULATE_WRITE {
+                self.populate(k, start, end, true)?;
+            }
+            return Ok(0);
         }
         // madvise_walk_vmas: visit each mapped part; a hole is reported as
         // ENOMEM only after the rest of the range has been advised.
@@ -128,8 +132,7 @@ impl AddressSpace {
         let f = vma.flags();
         if f.contains(VmFlags::SEALED)
             && is_discard(advice)
-            && vma.is_anonymous()
-            && !f.contains(VmFlags::SHARED)
+            && self.vma_is_anonymous(&vma)
             && !f.contains(VmFlags::WRITE)
         {
             return Err(Errno::EPERM);
@@ -160,7 +163,7 @@ impl AddressSpace {
                 if f.intersects(forbidden) {
                     return Err(Errno::EINVAL);
                 }
-                if advice == MADV_FREE && (!vma.is_anonymous() || f.contains(VmFlags::SHARED)) {
+                if advice == MADV_FREE && !self.vma_is_anonymous(&vma) {
                     return Err(Errno::EINVAL);
                 }
                 return Ok(vma);

@@ -35,22 +35,16 @@ impl AddressSpace {
             return Err(Errno::ENOMEM);
         }
         self.apply_vma_lock_flags(k, start, len, vm_flags)?;
-        // __mm_populate: faulting in memory that allows no access fails
-        // (EFAULT, reported by mlock as ENOMEM); the lock bits stay set.
-        if self.populate_would_fault(start, start.saturating_add(len)) {
+        // __mm_populate: faulting in memory that cannot be (no access at
+        // all) fails with EFAULT, which mlock reports as ENOMEM; the lock
+        // bits stay set.
+        if self
+            .populate(k, start, start.saturating_add(len), false)
+            .is_err()
+        {
             return Err(Errno::ENOMEM);
         }
         Ok(0)
-    }
-
-    /// Would populating `[start, end)` meet a region that cannot be faulted
-    /// in (no access rights at all, not lock-on-fault, not special)?
-    fn populate_would_fault(&self, start: u64, end: u64) -> bool {
-        self.vmas_in(start, end).any(|v| {
-            let f = v.flags();
-            !f.intersects(VmFlags::IO | VmFlags::PFNMAP | VmFlags::LOCKONFAULT)
-                && !f.intersects(VmFlags::ACCESS)
-        })
     }
 
     /// `munlock(start, len)`.

@@ -198,6 +198,10 @@ impl AddressSpace {
         } else {
             0
         };
+        if populate > 0 {
+            // vm_mmap_pgoff: mm_populate, errors ignored.
+            let _ = self.populate(k, addr, addr + len, true);
+        }
         Ok(MmapOutcome {
             addr,
             populate,

@@ -36,6 +36,7 @@ mod mremap;
 mod mseal;
 mod msync;
 mod munmap;
+mod populate;
 mod rlimit;
 mod unmapped_area;
 
@@ -177,6 +178,12 @@ impl AddressSpace {
                 .is_some_and(|n| n.starts_with('[') && !n.starts_with("[anon"))
     }
 
+    /// `vma_is_anonymous`: private or shared memory with no `vm_ops` at all,
+    /// i.e. no file and not a special mapping.
+    pub fn vma_is_anonymous(&self, vma: &Vma) -> bool {
+        vma.attrs.file.is_none() && !self.is_special_mapping(vma)
+    }
+
     /// Interns a region name (`[vdso]`, an imported `[anon:...]`, ...).
     pub fn intern_name(&mut self, text: &str) -> VmaName {
         if let Some(i) = self.names.iter().position(|n| n == text) {
@@ -304,8 +311,12 @@ impl AddressSpace {
         let mut upper = vma;
         upper.start = VirtAddr::new(at);
         upper.attrs.pgoff = vma.pgoff_at(at);
-        self.reshape(vma.start(), &lower)?;
-        self.insert(upper)?;
+        debug_assert_eq!(self.tree.get(vma.start()).map(|r| r.1), Some(vma.end()));
+        // reshape(lower) then insert(upper), in one tree operation.
+        *self
+            .tree
+            .split(vma.start(), at, upper.attrs)
+            .map_err(|_| Errno::EFAULT)? = lower.attrs;
         Ok((lower, upper))
     }
 

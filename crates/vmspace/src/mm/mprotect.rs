@@ -113,7 +113,7 @@ impl AddressSpace {
                 newflags |= VmFlags::ACCOUNT;
             }
         } else if oldflags.contains(VmFlags::ACCOUNT)
-            && vma.is_anonymous()
+            && self.vma_is_anonymous(&vma)
             && vma.attrs.anon_vma.is_none()
         {
             newflags -= VmFlags::ACCOUNT;
@@ -132,6 +132,14 @@ impl AddressSpace {
         }
         self.stat_account(oldflags, -(nrpages as i64));
         self.stat_account(newflags, nrpages as i64);
+        // A private locked region becoming writable is faulted in at once
+        // (populate_vma_page_range), so that COW happens now.
+        if oldflags & (VmFlags::WRITE | VmFlags::SHARED | VmFlags::LOCKED) == VmFlags::LOCKED
+            && newflags.contains(VmFlags::WRITE)
+        {
+            let _ = self.populate(k, start, end, true);
+            return Ok(self.vma_containing(start).unwrap_or(result));
+        }
         Ok(result)
     }
 }

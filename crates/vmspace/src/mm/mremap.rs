@@ -90,11 +90,9 @@ impl AddressSpace {
         if r.flags & MREMAP_DONTUNMAP != 0 && r.old_len != r.new_len {
             return Err(Errno::EINVAL);
         }
-        if r.flags & MREMAP_FIXED != 0 {
-            let old_end = r.addr.wrapping_add(r.old_len);
-            if old_end > r.new_addr && r.new_addr + r.new_len > r.addr {
-                return Err(Errno::EINVAL);
-            }
+        let old_end = r.addr.wrapping_add(r.old_len);
+        if old_end > r.new_addr && r.new_addr + r.new_len > r.addr {
+            return Err(Errno::EINVAL);
         }
         if self.map_count() + 2 >= k.params.max_map_count.saturating_sub(3) {
             return Err(Errno::ENOMEM);
@@ -172,6 +170,9 @@ impl AddressSpace {
                 return Err(e);
             }
             self.account_new(vma.flags(), pages);
+            if vma.flags().contains(VmFlags::LOCKED) {
+                let _ = self.populate(k, vma.end(), vma.end() + delta, true);
+            }
             return Ok(r.addr);
         }
         if r.flags & MREMAP_MAYMOVE == 0 {
@@ -259,6 +260,12 @@ impl AddressSpace {
         if self.map_count() >= k.params.max_map_count.saturating_sub(3) {
             return Err(Errno::ENOMEM);
         }
+        // prep_move_vma: a special mapping moves whole or not at all.
+        if self.is_special_mapping(&vma)
+            && (vma.start() != r.addr || vma.end() != r.addr + r.old_len)
+        {
+            return Err(Errno::EINVAL);
+        }
         let f = vma.flags();
         let mut charged = 0;
         if f.contains(VmFlags::ACCOUNT) {
@@ -274,8 +281,7 @@ impl AddressSpace {
         // its new place, so that it can merge there.
         let mut attrs: VmaAttrs = vma.attrs;
         attrs.pgoff = vma.pgoff_at(r.addr);
-        let private_anon = vma.attrs.file.is_none() && !f.contains(VmFlags::SHARED);
-        if private_anon && vma.attrs.anon_vma.is_none() {
+        if self.vma_is_anonymous(&vma) && vma.attrs.anon_vma.is_none() {
             attrs.pgoff = new_addr >> PAGE_SHIFT;
         }
         if let Err(e) = self.map_new_range(new_addr, new_addr + r.new_len, attrs, false) {
@@ -286,11 +292,16 @@ impl AddressSpace {
         self.account_new(f, r.new_len >> PAGE_SHIFT);
 
         if r.flags & MREMAP_DONTUNMAP != 0 {
-            // Linux clears the bits on the whole old region and leaves
-            // locked_vm as it was.
+            // dontunmap_complete: the whole old region loses its lock bits
+            // (locked_vm is left as it was), and its anon_vma when all of it
+            // moved.
             if let Some(old) = self.vma_containing(r.addr) {
                 let mut a = old.attrs;
-                a.flags -= VmFlags::LOCKED_MASK | VmFlags::ACCOUNT;
+                a.flags -= VmFlags::LOCKED_MASK;
+                if old.start() == r.addr && old.end() == r.addr + r.old_len {
+                    a.anon_vma = None;
+                    a.anon_inherited = false;
+                }
                 self.set_attrs(old.start(), a);
             }
         } else if r.old_len > 0 {
@@ -315,6 +326,9 @@ impl AddressSpace {
             }
         }
         self.counters.hiwater_vm = hiwater;
+        if f.contains(VmFlags::LOCKED) && r.new_len > r.old_len && r.flags & MREMAP_DONTUNMAP == 0 {
+            let _ = self.populate(k, new_addr + r.old_len, new_addr + r.new_len, true);
+        }
         Ok(new_addr)
     }
 

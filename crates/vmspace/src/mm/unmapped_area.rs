@@ -65,6 +65,12 @@ impl AddressSpace {
             }
             self.arch_area(p, r)?
         };
+        // IS_ERR_VALUE: a fixed "address" in the last 4095 values of the
+        // address space reads as an error number, as it does in Linux.
+        if addr > u64::MAX - 4095 {
+            let errno = (addr as i64).unsigned_abs() as i32;
+            return Err(Errno::from_raw(errno).unwrap_or(Errno::EINVAL));
+        }
         if addr > TASK_SIZE - req.len {
             return Err(Errno::ENOMEM);
         }

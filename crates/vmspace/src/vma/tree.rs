@@ -26,7 +26,10 @@
 //!
 //! Per-range overhead is 16 + 32 = 48 bytes with `V = ()` (at most 48 for
 //! any `V` of alignment <= 8): that is the whole cost, there is no per-node
-//! box and no free list. Removal takes the dead slot out of both `Vec`s
+//! box and no free list. The arena grows by a third when full rather than
+//! doubling, so spare capacity adds at most a third to that (the engine's
+//! ranges, with their 40-byte payload, cost 88 bytes, at most ~117 with
+//! slack). Removal takes the dead slot out of both `Vec`s
 //! with `swap_remove` and re-links the node that moved into it, so the
 //! arena stays dense, with no tombstones and no `Option<V>` per slot
 //! (which would cost up to `size_of::<V>()` for payloads without a niche;
@@ -264,22 +267,24 @@ impl<V> RegionTree<V> {
         self.h(i).end
     }
 
+    /// `height` and `max_gap` of `i`, `(0, 0)` for `NIL` (one test: `NIL`
+    /// is never a valid index).
     #[inline]
-    fn height(&self, i: u32) -> u8 {
-        if i == NIL {
-            0
-        } else {
-            self.c(i).height
+    fn aug(&self, i: u32) -> (u8, u64) {
+        match self.cold.get(i as usize) {
+            Some(c) => (c.height, c.max_gap),
+            None => (0, 0),
         }
     }
 
     #[inline]
+    fn height(&self, i: u32) -> u8 {
+        self.aug(i).0
+    }
+
+    #[inline]
     fn max_gap(&self, i: u32) -> u64 {
-        if i == NIL {
-            0
-        } else {
-            self.c(i).max_gap
-        }
+        self.aug(i).1
     }
 
     #[inline]
@@ -358,7 +363,12 @@ impl<V> RegionTree<V> {
         while let Some(n) = hot.get(cur as usize) {
             let right = addr >= n.end;
             best = if right { best } else { cur };
-            cur = (n.links >> (32 * right as u32)) as u32;
+            let links = n.links;
+            cur = if right {
+                (links >> 32) as u32
+            } else {
+                links as u32
+            };
         }
         best
     }
@@ -488,18 +498,26 @@ impl<V> RegionTree<V> {
     #[inline]
     fn update(&mut self, i: u32) {
         let [l, r] = self.h(i).children();
-        let h = 1 + self.height(l).max(self.height(r));
-        let mg = self.max_gap(l).max(self.max_gap(r));
+        let (hl, ml) = self.aug(l);
+        let (hr, mr) = self.aug(r);
         let c = self.cm(i);
-        c.height = h;
-        c.max_gap = mg.max(c.gap);
+        c.height = 1 + hl.max(hr);
+        c.max_gap = ml.max(mr).max(c.gap);
     }
 
-    /// Re-augments `i` and all its ancestors (no rebalancing).
+    /// Re-augments `i` and its ancestors (no rebalancing), after a change
+    /// to `i`'s own `gap`. Stops at the first node whose `height` and
+    /// `max_gap` come out unchanged: an ancestor depends only on those of
+    /// its children, so everything above is already right.
     fn update_to_root(&mut self, mut i: u32) {
         while i != NIL {
+            let (h, m) = (self.c(i).height, self.c(i).max_gap);
             self.update(i);
-            i = self.c(i).parent;
+            let c = self.c(i);
+            if c.height == h && c.max_gap == m {
+                return;
+            }
+            i = c.parent;
         }
     }
 
@@ -562,11 +580,21 @@ impl<V> RegionTree<V> {
         }
     }
 
-    /// Rebalances and re-augments from `i` up to the root.
+    /// Rebalances and re-augments from `i` up towards the root, after a
+    /// change to `i`'s children. Stops at the first node that needs no
+    /// rotation and whose `height` and `max_gap` come out unchanged (an
+    /// ancestor depends only on those of its children), so a caller that
+    /// changed a node's own `gap` must re-augment it with
+    /// [`set_gap`](Self::set_gap) itself.
     fn rebalance_to_root(&mut self, mut i: u32) {
         while i != NIL {
+            let (h, m) = (self.c(i).height, self.c(i).max_gap);
             let top = self.rebalance(i);
-            i = self.c(top).parent;
+            let c = self.c(top);
+            if top == i && c.height == h && c.max_gap == m {
+                return;
+            }
+            i = c.parent;
         }
     }
 
@@ -603,8 +631,8 @@ impl<V> RegionTree<V> {
         let pred_end = if pred == NIL { 0 } else { self.end(pred) };
         // The successor's gap now ends at the new range. `succ` becomes
         // the new leaf's parent or is an ancestor of it (the leaf goes
-        // into its left subtree), so the rebalancing walk from the leaf
-        // below re-augments `succ` and its root path.
+        // into its left subtree); the rebalancing walk from the leaf may
+        // stop below it, so it is re-augmented after that walk.
         if succ != NIL {
             let g = self.start(succ) - end;
             self.cm(succ).gap = g;
@@ -622,6 +650,7 @@ impl<V> RegionTree<V> {
             debug_assert_eq!(self.root, NIL);
             (NIL, L)
         };
+        self.reserve_one();
         self.hot.push(Hot {
             end,
             links: NO_LINKS,
@@ -640,7 +669,54 @@ impl<V> RegionTree<V> {
             self.hm(parent).set_child(side, idx);
             self.rebalance_to_root(parent);
         }
+        if succ != NIL {
+            self.update_to_root(succ);
+        }
         Ok(())
+    }
+
+    /// Makes room for one more node, growing the arena by a third when it
+    /// is full rather than doubling it as `Vec::push` would: memory per
+    /// range stays within 4/3 of the node size (88 bytes with the engine's
+    /// payload, so at most about 117), where doubling allows up to 2x.
+    fn reserve_one(&mut self) {
+        let len = self.cold.len();
+        if len == self.cold.capacity() || len == self.hot.capacity() {
+            let extra = (len / 3).max(16);
+            self.cold.reserve_exact(extra);
+            self.hot.reserve_exact(extra);
+        }
+    }
+
+    /// Splits the range that starts at `start` at `at`, strictly inside it:
+    /// the range becomes `[start, at)`, keeping its payload, and
+    /// `[at, end)` is inserted with `upper`. Returns the lower range's
+    /// payload; hands `upper` back, changing nothing, if no range starts at
+    /// `start`, if `at` is not inside it, or if the tree is full.
+    ///
+    /// The result is exactly that of `set_bounds(start, start, at)` then
+    /// `insert(at, end, upper)`, without the passing gap `[at, end)` in
+    /// between, which would re-augment the successor's root path twice.
+    pub fn split(&mut self, start: u64, at: u64, upper: V) -> Result<&mut V, V> {
+        let x = self.idx_of(start);
+        if x == NIL {
+            return Err(upper);
+        }
+        let end = self.end(x);
+        if at <= start || at >= end {
+            return Err(upper);
+        }
+        // Shrink `x` but leave its successor's gap as it is: it is right
+        // again once `[at, end)` is back. `insert` finds `[at, end)` free
+        // between `x` and that successor, and re-augments what changes.
+        self.hm(x).end = at;
+        match self.insert(at, end, upper) {
+            Ok(()) => Ok(&mut self.cm(x).value),
+            Err(v) => {
+                self.hm(x).end = end;
+                Err(v)
+            }
+        }
     }
 
     /// Removes the range that starts exactly at `start` and returns it.
@@ -673,7 +749,9 @@ impl<V> RegionTree<V> {
         self.rebalance_to_root(parent);
         let (end, cold) = self.free_slot(dead);
 
-        // The successor's gap now starts at the predecessor's end.
+        // The successor's gap now starts at the predecessor's end. (With
+        // two children, `z` now carries the successor's range: this also
+        // re-augments it, should the walk above have stopped below it.)
         if let Some(ss) = succ_start {
             let si = self.idx_of(ss);
             debug_assert_ne!(si, NIL);
@@ -823,32 +901,55 @@ impl<V> RegionTree<V> {
         clip_fit(ts, te, low, high, size)
     }
 
+    /// Whether the subtree at `i`, whose gaps all lie in `[lo, hi)`, may
+    /// hold a fitting clipped gap: it exists, its longest gap is long
+    /// enough, and its bounds clipped to the window still are.
+    #[inline]
+    fn viable(&self, i: u32, lo: u64, hi: u64, w: &Window) -> bool {
+        i != NIL && self.c(i).max_gap >= w.size && clip_fit(lo, hi, w.low, w.high, w.size).is_some()
+    }
+
     /// The highest (`first == R`) or lowest (`first == L`) fitting clipped
     /// gap below a node of the subtree at `i`, whose gaps all lie in
     /// `[lo, hi)`. Recursion depth is at most the tree height.
+    ///
+    /// In order: the subtree on side `first`, the node's own gap, then the
+    /// other subtree. The last step is a loop rather than a call, and
+    /// subtrees that cannot hold an answer are skipped before calling, so
+    /// that a descent along one spine costs no calls at all.
     fn search(&self, i: u32, lo: u64, hi: u64, w: &Window, first: usize) -> Option<(u64, u64)> {
-        if i == NIL
-            || self.c(i).max_gap < w.size
-            || clip_fit(lo, hi, w.low, w.high, w.size).is_none()
-        {
+        if !self.viable(i, lo, hi, w) {
             return None;
         }
-        if w.low <= lo && hi <= w.high {
-            // Nothing in here is clipped: descend greedily.
-            return self.greedy(i, w.size, first);
-        }
-        let c = self.c(i);
-        let [l, r] = self.h(i).children();
-        let gap_start = c.start - c.gap;
-        let own = || clip_fit(gap_start, c.start, w.low, w.high, w.size);
-        if first == R {
-            self.search(r, self.end(i), hi, w, first)
-                .or_else(own)
-                .or_else(|| self.search(l, lo, gap_start, w, first))
-        } else {
-            self.search(l, lo, gap_start, w, first)
-                .or_else(own)
-                .or_else(|| self.search(r, self.end(i), hi, w, first))
+        let (mut i, mut lo, mut hi) = (i, lo, hi);
+        loop {
+            // Invariant: `viable(i, lo, hi, w)`.
+            if w.low <= lo && hi <= w.high {
+                // Nothing in here is clipped: descend greedily.
+                return self.greedy(i, w.size, first);
+            }
+            let c = self.c(i);
+            let [l, r] = self.h(i).children();
+            let gap_start = c.start - c.gap;
+            let end = self.end(i);
+            // (child, lo, hi) of the subtree searched first and last.
+            let (a, b) = if first == R {
+                ((r, end, hi), (l, lo, gap_start))
+            } else {
+                ((l, lo, gap_start), (r, end, hi))
+            };
+            if self.viable(a.0, a.1, a.2, w) {
+                if let Some(g) = self.search(a.0, a.1, a.2, w, first) {
+                    return Some(g);
+                }
+            }
+            if let Some(g) = clip_fit(gap_start, c.start, w.low, w.high, w.size) {
+                return Some(g);
+            }
+            if !self.viable(b.0, b.1, b.2, w) {
+                return None;
+            }
+            (i, lo, hi) = b;
         }
     }
 
@@ -1216,6 +1317,51 @@ mod tests {
         assert!(t.insert(55, 60, 9).is_ok());
         t.check().unwrap();
         assert_eq!(t.len(), 4);
+    }
+
+    #[test]
+    fn split_is_set_bounds_then_insert() {
+        // Scrambled ranges with gaps; split each at every inner point in
+        // turn and compare with the two-step version, structure included.
+        let mut ranges = Vec::new();
+        for k in 0..120u64 {
+            let s = (k * 7919) % 120 * 20;
+            ranges.push((s, s + 4 + (k % 7)));
+        }
+        for &(s, e) in ranges.iter().step_by(7) {
+            for at in s + 1..e {
+                let mut a = tree(&ranges);
+                let mut b = tree(&ranges);
+                let lower = *b.get(s).unwrap().2;
+                assert_eq!(a.split(s, at, 999).map(|v| *v), Ok(lower));
+                assert!(b.set_bounds(s, s, at));
+                assert!(b.insert(at, e, 999).is_ok());
+                a.check().unwrap();
+                assert_eq!(a.root, b.root);
+                assert_eq!(a.hot.len(), b.hot.len());
+                for i in 0..a.hot.len() {
+                    assert_eq!(
+                        (a.hot[i].end, a.hot[i].links),
+                        (b.hot[i].end, b.hot[i].links)
+                    );
+                    let (x, y) = (&a.cold[i], &b.cold[i]);
+                    assert_eq!(
+                        (x.start, x.gap, x.max_gap, x.parent, x.height, x.value),
+                        (y.start, y.gap, y.max_gap, y.parent, y.height, y.value)
+                    );
+                }
+            }
+        }
+        let mut t = tree(&[(10, 20), (30, 40)]);
+        *t.split(10, 15, 7).unwrap() = 5;
+        assert_eq!(t.get(10), Some((10, 15, &5)));
+        assert_eq!(t.get(15), Some((15, 20, &7)));
+        assert_eq!(t.split(11, 12, 9), Err(9)); // no range starts there
+        assert_eq!(t.split(30, 30, 9), Err(9)); // not inside
+        assert_eq!(t.split(30, 40, 9), Err(9));
+        assert_eq!(t.split(30, 45, 9), Err(9));
+        t.check().unwrap();
+        assert_eq!(t.len(), 3);
     }
 
     #[test]

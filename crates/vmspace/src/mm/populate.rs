@@ -1,0 +1,123 @@
+//! What faulting pages in does to regions (`__mm_populate`,
+//! `anon_vma_prepare`).
+//!
+//! A write fault on private memory allocates an anonymous page, and with it
+//! the region's `anon_vma` — borrowed from a neighbour that could have been
+//! merged with it when that neighbour's `anon_vma` is its own
+//! (`find_mergeable_anon_vma`). Which regions have an `anon_vma` decides
+//! later merges, so populating (`mlock`, `MAP_POPULATE`, `MAP_LOCKED`,
+//! `mlockall`, `MADV_POPULATE_WRITE`) must record it even before pages are
+//! modelled.
+
+use super::AddressSpace;
+use crate::addr::PAGE_SIZE;
+use crate::errno::{Errno, SysResult};
+use crate::flags::VmFlags;
+use crate::system::Kernel;
+use crate::vma::{Vma, VmaAttrs};
+
+impl AddressSpace {
+    /// `anon_vma_prepare`: gives `vma` an `anon_vma` if it has none.
+    pub(crate) fn anon_vma_prepare(&mut self, k: &mut Kernel, vma: &Vma) -> Vma {
+        if vma.attrs.anon_vma.is_some() {
+            return *vma;
+        }
+        let reuse = self.find_mergeable_anon_vma(vma);
+        let mut attrs = vma.attrs;
+        attrs.anon_vma = Some(reuse.unwrap_or_else(|| k.new_anon_vma()));
+        attrs.anon_inherited = false;
+        self.set_attrs(vma.start(), attrs);
+        Vma::new(vma.start, vma.end, attrs)
+    }
+
+    /// `find_mergeable_anon_vma`: the next, then the previous neighbour's
+    /// `anon_vma`, if that neighbour could merge with `vma` but for access
+    /// flags and its `anon_vma` is not shared with a parent.
+    fn find_mergeable_anon_vma(&self, vma: &Vma) -> Option<crate::vma::AnonVmaId> {
+        let next = self.vma_from(vma.end()).filter(|n| n.start() == vma.end());
+        if let Some(n) = next {
+            if anon_vma_compatible(vma, &n) && !n.attrs.anon_inherited {
+                if let Some(a) = n.attrs.anon_vma {
+                    return Some(a);
+                }
+            }
+        }
+        let prev = self
+            .vma_before(vma.start())
+            .filter(|p| p.end() == vma.start());
+        if let Some(p) = prev {
+            if anon_vma_compatible(&p, vma) && !p.attrs.anon_inherited {
+                return p.attrs.anon_vma;
+            }
+        }
+        None
+    }
+
+    /// `__mm_populate` over `[start, end)` as far as regions are concerned:
+    /// private writable memory is faulted in for write and so gets an
+    /// `anon_vma`. Regions that cannot be faulted in (no access at all, file
+    /// pages past the end of the file) stop the walk with `EFAULT` unless
+    /// `ignore_errors`. Special and lock-on-fault regions are skipped.
+    pub(crate) fn populate(
+        &mut self,
+        k: &mut Kernel,
+        start: u64,
+        end: u64,
+        ignore_errors: bool,
+    ) -> SysResult<()> {
+        let mut cursor = start;
+        while cursor < end {
+            let Some(v) = self.find_vma_intersection(cursor, end) else {
+                return Ok(());
+            };
+            cursor = v.end();
+            let f = v.flags();
+            if f.intersects(VmFlags::IO | VmFlags::PFNMAP) || f.contains(VmFlags::LOCKONFAULT) {
+                continue;
+            }
+            let lo = v.start().max(start);
+            let hi = v.end().min(end);
+            let fail = !f.intersects(VmFlags::ACCESS) || self.beyond_eof(k, &v, lo, hi);
+            if f & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE
+                && f.intersects(VmFlags::ACCESS)
+            {
+                // Pages before a failing one were faulted in.
+                let first_page_ok = !self.beyond_eof(k, &v, lo, lo + PAGE_SIZE);
+                if first_page_ok {
+                    self.anon_vma_prepare(k, &v);
+                }
+            }
+            if fail {
+                if ignore_errors {
+                    continue;
+                }
+                return Err(Errno::EFAULT);
+            }
+        }
+        Ok(())
+    }
+
+    /// Does `[lo, hi)` of a file region reach past the end of its file?
+    fn beyond_eof(&self, k: &Kernel, v: &Vma, lo: u64, hi: u64) -> bool {
+        let Some(size) = v
+            .attrs
+            .file
+            .and_then(|id| k.files.inode_of(id))
+            .map(|i| i.size)
+        else {
+            return false;
+        };
+        hi > lo && v.pgoff_at(hi - 1) >= size.div_ceil(PAGE_SIZE)
+    }
+}
+
+/// `anon_vma_compatible`: `a` directly below `b`, same file, offsets that
+/// continue, and flags equal but for access bits.
+fn anon_vma_compatible(a: &Vma, b: &Vma) -> bool {
+    let ignore = VmFlags::ACCESS | VmFlags::SOFTDIRTY;
+    let (fa, fb): (&VmaAttrs, &VmaAttrs) = (&a.attrs, &b.attrs);
+    a.end() == b.start()
+        && fa.file == fb.file
+        && ((fa.flags ^ fb.flags) - ignore).is_empty()
+        && fb.pgoff == fa.pgoff.wrapping_add(a.pages())
+}

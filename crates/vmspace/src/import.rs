@@ -436,6 +436,14 @@ pub fn import(
         mm.account_new(flags, vma.pages());
     }
     mm.counters.hiwater_vm = mm.counters.total_vm;
+    // What the process had charged to the commit total when it made these
+    // regions (VM_ACCOUNT) is charged on this machine too.
+    let accounted: u64 = mm
+        .vmas()
+        .filter(|v| v.flags().contains(VmFlags::ACCOUNT))
+        .map(|v| v.pages())
+        .sum();
+    k.committed += accounted;
 
     layout.start_code = field(26).unwrap_or(0);
     layout.end_code = field(27).unwrap_or(0);

@@ -481,7 +481,7 @@ mod tests {
         vec![
             "warning: `set mmap_min_addr=4096`: the host kernel has mmap_min_addr = 65536 and cannot follow it; \
              the comparison may differ for that reason",
-            "warning: `set ram=1073741824`: the host kernel has no such setting for an unprivileged run and cannot \
+            "warning: `set ram=1073741824`: the host kernel's ram is unknown and cannot \
              follow it; the comparison may differ for that reason",
             "warning: `set fault_around_bytes=4096`: the host kernel has no such setting for an unprivileged run \
              and cannot follow it; the comparison may differ for that reason",

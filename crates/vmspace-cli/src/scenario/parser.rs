@@ -1,6 +1,6 @@
 //! Turns one lexed line into a [`Stmt`]: syntax, call names, arity, flag
 //! names and argument types. Whole-script checks (variables, processes) are
-//! in [`super::check`].
+//! in `scenario::check`.
 
 use super::ast::{Arg, BinOp, CallStmt, Expr, Op, Pos, Selector, SetStmt, Stmt, StmtKind};
 use super::lexer::{LexedLine, Token, TokenKind};

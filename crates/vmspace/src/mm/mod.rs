@@ -9,17 +9,17 @@
 //! gets and which partial effects a failed call leaves.
 //!
 //! Every change of the region set goes through the primitives in this file:
-//! [`AddressSpace::split`] (`__split_vma`), [`AddressSpace::modify_range`]
-//! (`vma_modify`: merge with a neighbour or split, then apply new
-//! attributes), [`AddressSpace::map_new_range`] (`vma_merge_new_range` or a
-//! new region) and [`AddressSpace::unmap_range`] (`do_vmi_align_munmap`).
+//! `split` (`__split_vma`), `modify_range` (`vma_modify`: merge with a
+//! neighbour or split, then apply new attributes), `map_new_range`
+//! (`vma_merge_new_range` or a new region) and `unmap_range`
+//! (`do_vmi_align_munmap`).
 //!
 //! Invariants (checked by [`AddressSpace::check`]):
 //! - regions are page-aligned, non-empty, non-overlapping and inside
 //!   `[0, TASK_SIZE)`;
 //! - `total_vm` is the sum of region sizes, and `data_vm`, `exec_vm`,
 //!   `stack_vm`, `locked_vm` are the sums over regions of the matching kind;
-//! - no two neighbours that [`merge::can_merge`] would join are left apart
+//! - no two neighbours that `vma::merge::can_merge` would join are left apart
 //!   by an operation that Linux would have merged (tested scenario by
 //!   scenario, not checkable in general: Linux itself leaves such pairs,
 //!   e.g. after `mprotect` back to the same flags).
@@ -88,6 +88,22 @@ pub struct Capabilities {
 }
 
 /// A process's address space (`mm_struct`).
+///
+/// Usually reached through a [`System`](crate::System), which owns the
+/// shared kernel state every call needs:
+///
+/// ```
+/// use vmspace::{Params, System};
+/// use vmspace::uapi::*;
+/// let mut sys = System::new(Params::default());
+/// let pid = sys.spawn_default();
+/// let a = sys.mmap(pid, 0, 3 * 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, u64::MAX, 0).unwrap();
+/// sys.mprotect(pid, a + 4096, 4096, PROT_NONE).unwrap();
+/// let mm = &sys.process(pid).unwrap().mm;
+/// assert_eq!(mm.find_vma(a).unwrap().end(), a + 4096);   // split in three
+/// assert_eq!(mm.vma_containing(a + 4096).unwrap().flags().bits() & 7, 0);
+/// assert!(mm.check().is_ok());
+/// ```
 #[derive(Clone, Debug)]
 pub struct AddressSpace {
     tree: RegionTree<VmaAttrs>,

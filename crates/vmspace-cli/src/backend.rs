@@ -283,6 +283,9 @@ pub struct ProcSnapshot {
     pub brk: Option<u64>,
     /// `/proc/PID/limits` text.
     pub limits: Option<String>,
+    /// Which pages are resident, one run a line: `start-end kind` in hex,
+    /// kind `anon`, `file`, `zero` or `special` (from `/proc/PID/pagemap`).
+    pub resident: Option<String>,
 }
 
 /// A machine parameter (`set KEY=VALUE` / `--set KEY=VALUE`).

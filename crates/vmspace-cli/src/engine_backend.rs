@@ -5,10 +5,11 @@
 //! arrive with page tables; processes, which arrive with fork) is reported as
 //! a [`BackendError`] naming the missing piece, never as a made-up result.
 
+use vmspace::access::AccessError;
 use vmspace::import::{import, SnapshotText};
 use vmspace::{Errno, Params, System};
 
-use crate::backend::{Backend, BackendError, Call, Outcome, Pid};
+use crate::backend::{Backend, BackendError, Call, Outcome, Pid, Signal};
 use crate::run::{EngineConfig, StartState};
 
 /// The engine, ready to run a scenario.
@@ -36,6 +37,7 @@ impl EngineBackend {
                     stat: snap.stat.as_deref(),
                     brk: snap.brk,
                     limits: snap.limits.as_deref(),
+                    resident: snap.resident.as_deref(),
                 };
                 let (mm, pid, vsyscall) = import(&mut sys.kernel, &text)
                     .map_err(|e| format!("cannot import process state: {e}"))?;
@@ -62,6 +64,21 @@ fn addr(r: Result<u64, Errno>) -> Outcome {
     match r {
         Ok(v) => Outcome::Addr(v),
         Err(e) => Outcome::Error(e as i32),
+    }
+}
+
+/// A memory access's outcome: a value, a signal, or the process killed.
+fn access(r: Result<Outcome, AccessError>) -> Result<Outcome, BackendError> {
+    match r {
+        Ok(o) => Ok(o),
+        Err(AccessError::Signal(si)) | Err(AccessError::Killed(si)) => {
+            Ok(Outcome::Signal(Signal {
+                signo: si.signo,
+                code: si.code,
+                addr: si.addr,
+            }))
+        }
+        Err(AccessError::NoProcess) => Err(BackendError("no such process".into())),
     }
 }
 
@@ -144,16 +161,32 @@ impl Backend for EngineBackend {
             } => value(s.pwrite(pid, fd, byte as u8, count, off)),
             Call::Maps => Outcome::Text(s.maps(pid).map_err(|e| BackendError(e.to_string()))?),
             Call::Status => Outcome::Text(s.status(pid).map_err(|e| BackendError(e.to_string()))?),
-            Call::Mincore { .. } => return not_yet("page residency (mincore)", "page tables"),
-            Call::Smaps | Call::SmapsRollup => return not_yet("smaps", "page tables"),
-            Call::Load { .. }
-            | Call::Store { .. }
-            | Call::Exec { .. }
-            | Call::Peek { .. }
-            | Call::Poke { .. } => {
-                return not_yet("memory accesses", "page tables and the fault handler")
+            Call::Mincore { addr: a, len } => match s.mincore(pid, a, len) {
+                Ok(v) => Outcome::Mincore(
+                    v.iter()
+                        .map(|b| if b & 1 != 0 { '1' } else { '0' })
+                        .collect(),
+                ),
+                Err(e) => Outcome::Error(e as i32),
+            },
+            Call::Smaps => Outcome::Text(s.smaps(pid).map_err(|e| BackendError(e.to_string()))?),
+            Call::SmapsRollup => Outcome::Text(
+                s.smaps_rollup(pid)
+                    .map_err(|e| BackendError(e.to_string()))?,
+            ),
+            Call::Load { addr: a, len } => access(s.load(pid, a, len).map(Outcome::Hash))?,
+            Call::Store { addr: a, len, byte } => {
+                access(s.store(pid, a, len, byte as u8).map(|_| Outcome::Value(0)))?
             }
-            Call::Fork | Call::Exit { .. } => return not_yet("fork and exit", "processes"),
+            Call::Exec { addr: a } => access(s.exec(pid, a).map(|_| Outcome::Value(0)))?,
+            Call::Peek { .. } | Call::Poke { .. } => {
+                return not_yet("forced access (peek, poke)", "processes")
+            }
+            Call::Exit { .. } => match s.exit(pid) {
+                Ok(()) => Outcome::Exited,
+                Err(e) => return Err(BackendError(e.to_string())),
+            },
+            Call::Fork => return not_yet("fork", "processes"),
         })
     }
 }

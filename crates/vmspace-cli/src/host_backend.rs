@@ -91,12 +91,15 @@ impl HostBackend {
             next: 1,
         };
         let brk = puppet.brk0()?;
+        let maps = puppet.proc_text("maps")?;
+        let resident = resident_pages(&puppet, &maps)?;
         let snapshot = ProcSnapshot {
-            maps: puppet.proc_text("maps")?,
             smaps: Some(puppet.proc_text("smaps")?),
             stat: Some(puppet.proc_text("stat")?),
             brk: Some(brk),
             limits: Some(puppet.proc_text("limits")?),
+            resident: Some(resident),
+            maps,
         };
         let main = puppet.pid() as Pid;
         let mut procs = BTreeMap::new();
@@ -276,6 +279,58 @@ impl Backend for HostBackend {
         };
         Ok(out)
     }
+}
+
+/// The resident pages of every region, from `/proc/PID/pagemap`, as the
+/// snapshot's `resident` text (`start-end kind` runs in hex).
+fn resident_pages(puppet: &vmspace_host::Puppet, maps: &str) -> Result<String, BackendError> {
+    const PRESENT: u64 = 1 << 63;
+    const FILE: u64 = 1 << 61;
+    const PFN: u64 = (1 << 55) - 1;
+    let zero_pfn = vmspace_host::zero_page_pfn();
+    let mut out = String::new();
+    for line in maps.lines() {
+        let Some(e) = vmspace::import::parse_maps_line(line) else {
+            continue;
+        };
+        if e.start >= 0x8000_0000_0000 {
+            continue;
+        }
+        let special = e.name.starts_with('[')
+            && !matches!(e.name.as_str(), "[heap]" | "[stack]")
+            && !e.name.starts_with("[anon");
+        let entries = puppet.pagemap(e.start, e.end)?;
+        let mut run: Option<(u64, u64, &str)> = None;
+        for (i, pm) in entries.iter().enumerate() {
+            let addr = e.start + i as u64 * 4096;
+            let kind = if pm & PRESENT == 0 {
+                None
+            } else if special {
+                Some("special")
+            } else if pm & FILE != 0 {
+                Some("file")
+            } else if zero_pfn.is_some_and(|z| z != 0 && pm & PFN == z) {
+                Some("zero")
+            } else {
+                Some("anon")
+            };
+            match (run, kind) {
+                (Some((s, end, k)), Some(k2)) if end == addr && k == k2 => {
+                    run = Some((s, addr + 4096, k))
+                }
+                (r, k2) => {
+                    if let Some((s, end, k)) = r {
+                        out.push_str(&format!("{s:x}-{end:x} {k}\n"));
+                    }
+                    run = k2.map(|k| (addr, addr + 4096, k));
+                }
+            }
+        }
+        if let Some((s, end, k)) = run {
+            out.push_str(&format!("{s:x}-{end:x} {k}\n"));
+        }
+    }
+    Ok(out)
 }
 
 /// The host kernel's own parameter values: `/proc/sys/vm/{mmap_min_addr,

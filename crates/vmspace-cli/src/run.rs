@@ -396,6 +396,7 @@ pub fn read_proc_dir(dir: &Path) -> Result<ProcSnapshot, String> {
         stat: read_optional(&dir.join("stat"))?,
         brk,
         limits: read_optional(&dir.join("limits"))?,
+        resident: read_optional(&dir.join("resident"))?,
     })
 }
 

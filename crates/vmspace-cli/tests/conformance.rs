@@ -1,16 +1,10 @@
 //! Every shipped scenario (`examples/*.vms`, `tests/scenarios/*.vms`) runs on
 //! the real kernel and on the engine, started from the same process state,
 //! and must give identical output, statement by statement.
-//!
-//! One exception, stated here rather than hidden: the engine has no page
-//! tables yet, so the resident-memory lines of `status()` (VmHWM, VmRSS,
-//! RssAnon, RssFile, RssShmem, VmPTE, VmSwap) are left out of the comparison
-//! until they are modelled. Every other line, including VmPeak, VmSize,
-//! VmLck, VmData, VmStk, VmExe and VmLib, is compared.
 
 use std::path::{Path, PathBuf};
 
-use vmspace_cli::backend::{Outcome, Param};
+use vmspace_cli::backend::Param;
 use vmspace_cli::diff::{engine_params, host_cannot_follow};
 use vmspace_cli::engine_backend::EngineBackend;
 use vmspace_cli::host_backend::{host_params, HostBackend, HostConfig};
@@ -18,29 +12,8 @@ use vmspace_cli::output;
 use vmspace_cli::run::{run_collect, EngineConfig, Record, StartState};
 use vmspace_cli::scenario::{merge_params, parse};
 
-const NOT_YET_MODELLED: &[&str] = &[
-    "VmHWM:",
-    "VmRSS:",
-    "RssAnon:",
-    "RssFile:",
-    "RssShmem:",
-    "VmPTE:",
-    "VmSwap:",
-];
-
 fn comparable(r: &Record) -> String {
-    let mut r = r.clone();
-    if r.op == "status" {
-        if let Outcome::Text(t) = &r.outcome {
-            let kept: String = t
-                .lines()
-                .filter(|l| !NOT_YET_MODELLED.iter().any(|p| l.starts_with(p)))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            r.outcome = Outcome::Text(kept);
-        }
-    }
-    output::text(&r)
+    output::text(r)
 }
 
 fn scenario_files() -> Vec<PathBuf> {

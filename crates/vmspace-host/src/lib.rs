@@ -164,3 +164,33 @@ pub mod fnv1a {
         }
     }
 }
+
+/// The frame number of the kernel's shared zero page, learnt by reading a
+/// never-written anonymous page of this process and looking it up in
+/// `/proc/self/pagemap`; `None` when frame numbers are hidden (unprivileged).
+pub fn zero_page_pfn() -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    // SAFETY: a fresh private anonymous mapping, read once and unmapped;
+    // no other code holds a reference to it.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        let _ = std::ptr::read_volatile(p.cast::<u8>());
+        let f = std::fs::File::open("/proc/self/pagemap").ok();
+        let mut buf = [0u8; 8];
+        let ok = f.is_some_and(|f| f.read_exact_at(&mut buf, (p as u64 / 4096) * 8).is_ok());
+        libc::munmap(p, 4096);
+        let e = u64::from_le_bytes(buf);
+        let pfn = e & ((1 << 55) - 1);
+        (ok && e >> 63 == 1 && pfn != 0).then_some(pfn)
+    }
+}

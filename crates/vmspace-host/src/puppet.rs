@@ -364,6 +364,29 @@ impl Puppet {
         std::fs::read_to_string(&path).map_err(|e| HostError::io(&path, e))
     }
 
+    /// The `/proc/PID/pagemap` entries of the pages in `[start, end)`: bit 63
+    /// present, bit 62 swapped, bit 61 file page or shared anonymous, bits
+    /// 0..54 the frame number (zero unless the runner is privileged).
+    pub fn pagemap(&self, start: u64, end: u64) -> Result<Vec<u64>, HostError> {
+        use std::os::unix::fs::FileExt;
+        if let Some(why) = &self.dead {
+            return Err(HostError::new(format!(
+                "cannot read /proc/{}/pagemap: {why}",
+                self.pid
+            )));
+        }
+        let path = format!("/proc/{}/pagemap", self.pid);
+        let f = std::fs::File::open(&path).map_err(|e| HostError::io(&path, e))?;
+        let pages = (end.saturating_sub(start) / 4096) as usize;
+        let mut buf = vec![0u8; pages * 8];
+        f.read_exact_at(&mut buf, (start / 4096) * 8)
+            .map_err(|e| HostError::io(&path, e))?;
+        Ok(buf
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect())
+    }
+
     fn open_mem(&self, flags: i32) -> Result<OwnedFd, HostError> {
         if let Some(why) = &self.dead {
             return Err(HostError::new(format!(

@@ -35,7 +35,7 @@ VmFlags: rd ex mr mw me
 Anonymous: 4 kB
 VmFlags: rd wr mr mw me ac
 00404000-00437000 rw-p 00000000 00:00 0
-Anonymous: 12 kB
+Anonymous: 204 kB
 VmFlags: rd wr mr mw me ac
 7ffff7ff7000-7ffff7ffb000 r--p 00000000 00:00 0 [vvar]
 VmFlags: rd mr pf io de dd
@@ -52,6 +52,15 @@ VmFlags: rd wr mr mw me gd ac
 /// 0x403000-0x403008, `start_brk` 0x437000, stack pointer 0x7fffffffe620.
 pub const DEFAULT_STAT: &str = "1 (vmspace-puppet) S 0 1 1 0 -1 256 0 0 0 0 0 0 0 0 20 0 1 0 1 393216 0 18446744073709551615 4198400 4203774 140737488350752 0 0 0 0 65536 1240 0 0 0 17 0 0 0 0 0 0 4206592 4206600 4419584 140737488351199 140737488351214 140737488351214 140737488351214 0\n";
 
+/// The pages the default process has resident when it starts: the helper
+/// faults its whole image in before serving requests (its text pages are
+/// page-cache pages of its shmem-backed image), plus one page of stack.
+pub const DEFAULT_RESIDENT: &str = "\
+400000-403000 file
+403000-437000 anon
+7fffffffe000-7ffffffff000 anon
+";
+
 /// Builds the default address space. Returns it with whether `[vsyscall]`
 /// is shown.
 pub fn default_image(k: &mut Kernel) -> (AddressSpace, bool) {
@@ -61,6 +70,7 @@ pub fn default_image(k: &mut Kernel) -> (AddressSpace, bool) {
         stat: Some(DEFAULT_STAT),
         brk: None,
         limits: None,
+        resident: Some(DEFAULT_RESIDENT),
     };
     match import(k, &snap) {
         Ok((mm, _, vsyscall)) => (mm, vsyscall),

@@ -28,6 +28,9 @@ pub struct SnapshotText<'a> {
     pub brk: Option<u64>,
     /// `/proc/PID/limits`.
     pub limits: Option<&'a str>,
+    /// Resident pages, `start-end kind` runs (hex; kind `anon`, `file`,
+    /// `zero` or `special`), from `/proc/PID/pagemap`.
+    pub resident: Option<&'a str>,
 }
 
 /// Why a snapshot could not be imported.
@@ -142,8 +145,8 @@ pub fn parse_maps_line(line: &str) -> Option<MapsEntry> {
     })
 }
 
-/// The mnemonics of smaps' `VmFlags` line.
-const VMFLAG_NAMES: &[(&str, VmFlags)] = &[
+/// The mnemonics of smaps' `VmFlags` line, with their flags.
+pub const VMFLAG_NAMES: &[(&str, VmFlags)] = &[
     ("rd", VmFlags::READ),
     ("wr", VmFlags::WRITE),
     ("ex", VmFlags::EXEC),
@@ -193,6 +196,16 @@ struct SmapsInfo {
     start: u64,
     flags: Option<VmFlags>,
     anonymous_kb: u64,
+    dirty_kb: u64,
+    referenced_kb: u64,
+}
+
+fn kb_value(rest: &str) -> u64 {
+    rest.trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 fn parse_smaps(text: &str) -> Vec<SmapsInfo> {
@@ -209,6 +222,8 @@ fn parse_smaps(text: &str) -> Vec<SmapsInfo> {
                     start: e.start,
                     flags: None,
                     anonymous_kb: 0,
+                    dirty_kb: 0,
+                    referenced_kb: 0,
                 });
                 continue;
             }
@@ -223,12 +238,14 @@ fn parse_smaps(text: &str) -> Vec<SmapsInfo> {
             }
             cur.flags = Some(f);
         } else if let Some(rest) = line.strip_prefix("Anonymous:") {
-            cur.anonymous_kb = rest
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .unwrap_or(0);
+            cur.anonymous_kb = kb_value(rest);
+        } else if let Some(rest) = line
+            .strip_prefix("Private_Dirty:")
+            .or_else(|| line.strip_prefix("Shared_Dirty:"))
+        {
+            cur.dirty_kb += kb_value(rest);
+        } else if let Some(rest) = line.strip_prefix("Referenced:") {
+            cur.referenced_kb = kb_value(rest);
         }
     }
     out
@@ -475,5 +492,148 @@ pub fn import(
         }
     }
     mm.layout = layout;
+    if let Some(text) = snap.resident {
+        import_resident(k, &mut mm, text, &smaps)?;
+    }
     Ok((mm, pid, vsyscall))
+}
+
+/// Rebuilds the resident pages a snapshot lists: anonymous pages, pages of
+/// the mapped files' page caches, zero-page and special entries. Page
+/// contents are not known and read as zeros. Of each region's pages, as many
+/// as its smaps `Private_Dirty` + `Shared_Dirty` are made dirty and as many
+/// as its `Referenced` young.
+fn import_resident(
+    k: &mut Kernel,
+    mm: &mut AddressSpace,
+    text: &str,
+    smaps: &[SmapsInfo],
+) -> Result<(), ImportError> {
+    use crate::file::SHMEM_DEV;
+    use crate::pgtable::{self, bits, page_prot, PageTables};
+    use crate::phys::FrameFlags;
+    let oom = |line| {
+        err(
+            "resident",
+            line,
+            "the machine's RAM is too small for the process's resident pages",
+        )
+    };
+    let mut budget: alloc::collections::BTreeMap<u64, (u64, u64)> = smaps
+        .iter()
+        .map(|s| (s.start, (s.dirty_kb / 4, s.referenced_kb / 4)))
+        .collect();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((range, kind)) = line.trim().split_once(' ') else {
+            return Err(err("resident", n, "expected `start-end kind`"));
+        };
+        let (s, e) = range
+            .split_once('-')
+            .ok_or_else(|| err("resident", n, "expected `start-end`"))?;
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16)) else {
+            return Err(err("resident", n, "bad hex address"));
+        };
+        let mut page = start & !0xfff;
+        while page < end {
+            let Some(v) = mm.vma_containing(page) else {
+                return Err(err("resident", n, "resident page outside every region"));
+            };
+            if mm.mem.tables.is_none() {
+                mm.mem.tables = Some(PageTables::new(&mut k.phys).map_err(|_| oom(n))?);
+            }
+            let (dirty, young) = match budget.get_mut(&v.start()) {
+                Some((d, y)) => {
+                    let r = (*d > 0, *y > 0);
+                    *d = d.saturating_sub(1);
+                    *y = y.saturating_sub(1);
+                    r
+                }
+                None => (true, true),
+            };
+            let mut pte = page_prot(v.flags());
+            if !young {
+                pte &= !bits::ACCESSED;
+            }
+            let frame = match kind.trim() {
+                "zero" | "special" => {
+                    pte |= bits::SPECIAL;
+                    k.phys.zero_page()
+                }
+                "anon" => {
+                    let f = k.phys.alloc().ok_or_else(|| oom(n))?;
+                    k.phys.set_flags(
+                        f,
+                        FrameFlags::ANON | FrameFlags::SWAPBACKED | FrameFlags::EXCLUSIVE,
+                    );
+                    k.phys.add_mapcount(f, 1);
+                    let owner = v.attrs.anon_vma.map_or(0, |a| a.0);
+                    k.phys.set_owner(f, owner, v.pgoff_at(page));
+                    mm.mem.rss_anon += 1;
+                    if dirty {
+                        pte |= bits::DIRTY;
+                        if v.flags().contains(VmFlags::WRITE) {
+                            pte |= bits::RW;
+                        }
+                    }
+                    f
+                }
+                "file" => {
+                    let inode = v.attrs.file.and_then(|f| k.files.file(f)).map(|f| f.inode);
+                    let shmem = inode
+                        .and_then(|i| k.files.inode(i))
+                        .is_some_and(|i| i.dev == SHMEM_DEV || i.kind == InodeKind::ShmemAnon);
+                    let f = match inode.and_then(|i| k.cache.get(i, v.pgoff_at(page))) {
+                        Some(f) => f,
+                        None => {
+                            let f = k.phys.alloc().ok_or_else(|| oom(n))?;
+                            let mut fl = if shmem {
+                                FrameFlags::SWAPBACKED
+                            } else {
+                                FrameFlags::empty()
+                            };
+                            if dirty {
+                                fl |= FrameFlags::DIRTY;
+                            }
+                            k.phys.set_flags(f, fl);
+                            if let Some(i) = inode {
+                                k.phys.set_owner(f, i.0, v.pgoff_at(page));
+                                k.cache.insert(i, v.pgoff_at(page), f);
+                                k.phys.get(f);
+                            }
+                            f
+                        }
+                    };
+                    k.phys.add_mapcount(f, 1);
+                    if shmem {
+                        mm.mem.rss_shmem += 1;
+                    } else {
+                        mm.mem.rss_file += 1;
+                    }
+                    if dirty && v.flags().contains(VmFlags::SHARED) {
+                        pte |= bits::DIRTY;
+                    }
+                    f
+                }
+                _ => {
+                    return Err(err(
+                        "resident",
+                        n,
+                        "kind must be anon, file, zero or special",
+                    ))
+                }
+            };
+            let Some(tables) = mm.mem.tables.as_mut() else {
+                return Err(oom(n));
+            };
+            let slot = tables.slot_alloc(&mut k.phys, page).map_err(|_| oom(n))?;
+            pgtable::write(&mut k.phys, slot, pgtable::make_pte(frame, pte));
+            page += 0x1000;
+        }
+    }
+    mm.mem.hiwater_rss = mm.mem.rss();
+    Ok(())
 }

@@ -13,6 +13,7 @@
 
 extern crate alloc;
 
+pub mod access;
 pub mod addr;
 pub mod errno;
 pub mod flags;
@@ -23,12 +24,15 @@ pub use addr::VirtAddr;
 pub use errno::{Errno, SysResult};
 pub use flags::VmFlags;
 pub mod exec;
+pub mod fault;
 pub mod file;
 pub mod fs;
 pub mod import;
 pub mod layout;
 pub mod mm;
 pub mod params;
+pub mod pgtable;
+pub mod phys;
 pub mod procfs;
 pub mod system;
 

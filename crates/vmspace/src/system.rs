@@ -36,12 +36,18 @@ pub struct Kernel {
     /// Pages charged per shmem object, returned when it is freed.
     shmem_charge: BTreeMap<InodeId, u64>,
     next_anon_vma: u32,
+    /// Simulated RAM.
+    pub phys: crate::phys::PhysMem,
+    /// Pages of shared-memory objects and files.
+    pub cache: crate::fault::PageCache,
 }
 
 impl Kernel {
     /// A kernel with these parameters and no files.
     pub fn new(params: Params) -> Self {
         Kernel {
+            phys: crate::phys::PhysMem::new(params.ram),
+            cache: crate::fault::PageCache::default(),
             params,
             files: FileTable::new(),
             committed: 0,
@@ -225,7 +231,7 @@ impl System {
         self.procs.keys().copied()
     }
 
-    fn parts(&mut self, pid: Pid) -> SysResult<(&mut Process, &mut Kernel)> {
+    pub(crate) fn parts(&mut self, pid: Pid) -> SysResult<(&mut Process, &mut Kernel)> {
         let proc_ = self.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
         Ok((proc_, &mut self.kernel))
     }
@@ -377,10 +383,47 @@ impl System {
         Ok(crate::procfs::maps(p, &self.kernel))
     }
 
+    /// `/proc/PID/smaps`.
+    pub fn smaps(&self, pid: Pid) -> SysResult<String> {
+        let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
+        Ok(crate::procfs::smaps(p, &self.kernel))
+    }
+
+    /// `/proc/PID/smaps_rollup`.
+    pub fn smaps_rollup(&self, pid: Pid) -> SysResult<String> {
+        let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
+        Ok(crate::procfs::smaps_rollup(p, &self.kernel))
+    }
+
     /// The `VmPeak`..`VmSwap` lines of `/proc/PID/status`.
     pub fn status(&self, pid: Pid) -> SysResult<String> {
         let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
         Ok(crate::procfs::status(p))
+    }
+
+    /// `exit_mmap` and the end of the process: every region and page table
+    /// is torn down, every page reference dropped, the commit charge of its
+    /// accounted regions returned.
+    pub fn exit(&mut self, pid: Pid) -> SysResult<()> {
+        let mut p = self.procs.remove(&pid).ok_or(Errno::ESRCH)?;
+        let k = &mut self.kernel;
+        let all: Vec<Vma> = p.mm.vmas().collect();
+        p.mm.mem.update_hiwater();
+        for v in &all {
+            p.mm.zap_range(k, v.start(), v.end());
+        }
+        if let Some(mut t) = p.mm.mem.tables.take() {
+            t.destroy(&mut k.phys);
+        }
+        let accounted: u64 = all
+            .iter()
+            .filter(|v| v.flags().contains(crate::VmFlags::ACCOUNT))
+            .map(|v| v.pages())
+            .sum();
+        k.vm_unacct_memory(accounted);
+        k.release_regions(&p.mm, &all);
+        self.settle();
+        Ok(())
     }
 
     /// Checks every process's invariants.

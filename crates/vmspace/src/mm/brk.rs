@@ -56,7 +56,9 @@ impl AddressSpace {
         }
         // check_brk_limits: the area must be a valid fixed mapping, and
         // mlock limits respected for mlockall(MCL_FUTURE) processes.
-        let len = newbrk - oldbrk;
+        // Unsigned arithmetic as in Linux: a break within a page of the top
+        // of the address space aligns to 0, and the huge length fails below.
+        let len = newbrk.wrapping_sub(oldbrk);
         if len > TASK_SIZE || oldbrk > TASK_SIZE - len {
             return Err(Errno::ENOMEM);
         }
@@ -69,7 +71,7 @@ impl AddressSpace {
         // Leave the guard gap below a grows-down neighbour.
         if let Some(next) = self.find_vma_intersection(
             oldbrk,
-            newbrk.saturating_add(PAGE_SIZE + k.params.stack_guard_gap),
+            newbrk.saturating_add(PAGE_SIZE.saturating_add(k.params.stack_guard_gap)),
         ) {
             if newbrk + PAGE_SIZE > next.start_gap(k.params.stack_guard_gap) {
                 return Err(Errno::ENOMEM);

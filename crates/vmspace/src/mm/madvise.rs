@@ -153,6 +153,7 @@ impl AddressSpace {
                 if f.intersects(VmFlags::LOCKED | VmFlags::PFNMAP | VmFlags::HUGETLB) {
                     return Err(Errno::EINVAL);
                 }
+                self.advise_pages(k, start, end, false);
                 return Ok(vma);
             }
             MADV_DONTNEED | MADV_DONTNEED_LOCKED | MADV_FREE => {
@@ -163,8 +164,14 @@ impl AddressSpace {
                 if f.intersects(forbidden) {
                     return Err(Errno::EINVAL);
                 }
-                if advice == MADV_FREE && !self.vma_is_anonymous(&vma) {
-                    return Err(Errno::EINVAL);
+                if advice == MADV_FREE {
+                    if !self.vma_is_anonymous(&vma) {
+                        return Err(Errno::EINVAL);
+                    }
+                    self.advise_pages(k, start, end, true);
+                } else {
+                    self.mem.update_hiwater();
+                    self.zap_range(k, start, end);
                 }
                 return Ok(vma);
             }

@@ -71,6 +71,11 @@ impl AddressSpace {
             return Err(Errno::ENOMEM);
         }
         self.apply_mlockall_flags(k, flags);
+        // mm_populate(0, TASK_SIZE), errors ignored: private writable
+        // regions are write-faulted and so get an anon_vma.
+        if flags & MCL_CURRENT != 0 {
+            let _ = self.populate(k, 0, crate::layout::TASK_SIZE, true);
+        }
         Ok(0)
     }
 

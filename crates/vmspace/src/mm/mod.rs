@@ -36,6 +36,7 @@ mod mremap;
 mod mseal;
 mod msync;
 mod munmap;
+mod pages;
 mod populate;
 mod rlimit;
 mod unmapped_area;
@@ -118,6 +119,8 @@ pub struct AddressSpace {
     pub rlimits: Rlimits,
     /// Capabilities of the owning task.
     pub caps: Capabilities,
+    /// Page tables and resident-set counters.
+    pub mem: crate::fault::MemState,
 }
 
 impl AddressSpace {
@@ -132,6 +135,7 @@ impl AddressSpace {
             def_flags: VmFlags::empty(),
             rlimits,
             caps: Capabilities::default(),
+            mem: crate::fault::MemState::default(),
         }
     }
 

@@ -127,6 +127,7 @@ impl AddressSpace {
                 return Err(e);
             }
         };
+        self.change_protection(k, start, end, newflags);
         if oldflags.contains(VmFlags::ACCOUNT) && !newflags.contains(VmFlags::ACCOUNT) {
             k.vm_unacct_memory(nrpages);
         }

@@ -150,7 +150,9 @@ impl AddressSpace {
             return Ok(r.addr);
         }
         if r.new_len < r.old_len {
-            self.unmap_range(k, r.addr + r.new_len, r.addr + r.old_len)?;
+            // shrink_vma: do_vmi_munmap with its range checks (a huge
+            // old_len is EINVAL, not an overflow).
+            self.munmap(k, r.addr + r.new_len, r.old_len - r.new_len)?;
             return Ok(r.addr);
         }
         // Grow: in place when [addr, old_len) reaches the region's end and
@@ -205,7 +207,9 @@ impl AddressSpace {
         }
         let mut vma = self.vma_containing(r.addr).ok_or(Errno::EFAULT)?;
         if r.new_len < r.old_len {
-            self.unmap_range(k, r.addr + r.new_len, r.addr + r.old_len)?;
+            // shrink_vma: do_vmi_munmap with its range checks (a huge
+            // old_len is EINVAL, not an overflow).
+            self.munmap(k, r.addr + r.new_len, r.old_len - r.new_len)?;
             r.old_len = r.new_len;
             vma = self.vma_containing(r.addr).ok_or(Errno::EFAULT)?;
         }
@@ -288,6 +292,7 @@ impl AddressSpace {
             k.vm_unacct_memory(charged);
             return Err(e);
         }
+        self.move_pages(k, r.addr, new_addr, r.old_len.min(r.new_len));
         let hiwater = self.counters.hiwater_vm;
         self.account_new(f, r.new_len >> PAGE_SHIFT);
 

@@ -97,6 +97,7 @@ impl AddressSpace {
             }
         }
         k.vm_unacct_memory(accounted.saturating_sub(reused_account));
+        self.unmap_pages(k, &removed);
         k.release_regions(self, &removed);
         removed
     }

@@ -12,6 +12,7 @@
 use super::AddressSpace;
 use crate::addr::PAGE_SIZE;
 use crate::errno::{Errno, SysResult};
+use crate::fault::{Access, FaultError};
 use crate::flags::VmFlags;
 use crate::system::Kernel;
 use crate::vma::{Vma, VmaAttrs};
@@ -53,11 +54,13 @@ impl AddressSpace {
         None
     }
 
-    /// `__mm_populate` over `[start, end)` as far as regions are concerned:
-    /// private writable memory is faulted in for write and so gets an
-    /// `anon_vma`. Regions that cannot be faulted in (no access at all, file
-    /// pages past the end of the file) stop the walk with `EFAULT` unless
-    /// `ignore_errors`. Special and lock-on-fault regions are skipped.
+    /// `__mm_populate` over `[start, end)`: faults every page in, for write
+    /// in private writable regions (so they get their own pages and an
+    /// `anon_vma`) and for read elsewhere (the zero page for private
+    /// anonymous memory). Special and lock-on-fault regions are skipped.
+    /// A page that cannot be faulted in (no access at all, past the end of
+    /// a file) stops the walk with `EFAULT` unless `ignore_errors`; running
+    /// out of memory is `ENOMEM`.
     pub(crate) fn populate(
         &mut self,
         k: &mut Kernel,
@@ -75,39 +78,34 @@ impl AddressSpace {
             if f.intersects(VmFlags::IO | VmFlags::PFNMAP) || f.contains(VmFlags::LOCKONFAULT) {
                 continue;
             }
-            let lo = v.start().max(start);
-            let hi = v.end().min(end);
-            let fail = !f.intersects(VmFlags::ACCESS) || self.beyond_eof(k, &v, lo, hi);
-            if f & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE
-                && f.intersects(VmFlags::ACCESS)
-            {
-                // Pages before a failing one were faulted in.
-                let first_page_ok = !self.beyond_eof(k, &v, lo, lo + PAGE_SIZE);
-                if first_page_ok {
-                    self.anon_vma_prepare(k, &v);
-                }
-            }
-            if fail {
+            if !f.intersects(VmFlags::ACCESS) {
                 if ignore_errors {
                     continue;
                 }
                 return Err(Errno::EFAULT);
             }
+            let access = if f & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE {
+                Access::Write
+            } else {
+                Access::Read
+            };
+            let mut page = v.start().max(start) & !(PAGE_SIZE - 1);
+            let hi = v.end().min(end);
+            while page < hi {
+                match self.fault_in(k, page, access) {
+                    Ok(()) => {}
+                    Err(FaultError::OutOfMemory) => return Err(Errno::ENOMEM),
+                    Err(FaultError::Signal(_)) => {
+                        if ignore_errors {
+                            break;
+                        }
+                        return Err(Errno::EFAULT);
+                    }
+                }
+                page += PAGE_SIZE;
+            }
         }
         Ok(())
-    }
-
-    /// Does `[lo, hi)` of a file region reach past the end of its file?
-    fn beyond_eof(&self, k: &Kernel, v: &Vma, lo: u64, hi: u64) -> bool {
-        let Some(size) = v
-            .attrs
-            .file
-            .and_then(|id| k.files.inode_of(id))
-            .map(|i| i.size)
-        else {
-            return false;
-        };
-        hi > lo && v.pgoff_at(hi - 1) >= size.div_ceil(PAGE_SIZE)
     }
 }
 

@@ -8,88 +8,90 @@
 //!
 //! # Design
 //!
-//! An AVL tree ordered by address, stored in an arena indexed by `u32`
-//! (`NIL` = `u32::MAX` is "no node"), with parent links so that in-order
-//! stepping and upward fix-ups need no stack.
+//! A B+tree with nodes of [`B`] = 16 slots, like the maple tree's 16-slot
+//! range nodes, stored in two arenas indexed by `u32` (`NIL` = `u32::MAX` is
+//! "no node"):
 //!
-//! The arena is split in two parallel `Vec`s sharing one index:
+//! - leaves (`Leaf`) hold up to 16 ranges as parallel arrays `end`, `start`
+//!   and `vals`, in address order, plus links to the parent and to the
+//!   previous and next leaf (so stepping to a neighbour is O(1));
+//! - internal nodes (`Node`) hold up to 16 children, and for each child its
+//!   *pivot* (the highest `end` in its subtree) and its *max gap* (the
+//!   longest free gap below a range of its subtree).
 //!
-//! - `hot[i]`: `end` and the two child links, 16 bytes, 16-aligned (four per
-//!   cache line, never straddling one). Every descent (`find`, `get`,
-//!   `prev`, `next`, `containing`, ...) reads only these: ranges are
-//!   disjoint, so ordering by `end` is ordering by `start`, and "the range
-//!   starting at `s`" is "the first range with `end > s`", checked
-//!   afterwards. 10,000 ranges are 160 KiB of hot nodes.
-//! - `cold[i]`: `start`, `gap`, `max_gap`, the parent link, the AVL height
-//!   and the payload `V`: 29 bytes plus `V`, used by updates, gap searches
-//!   and to return a result.
+//! Why a B-tree rather than a binary tree? A lookup is a chain of dependent
+//! memory accesses, one per level: a balanced binary tree of 10,000 ranges
+//! has about 14 levels, and each costs at least a cache access (most of
+//! them outside L1), which bounded `find_vma` at about 55 ns whatever the
+//! code did. Here a level is a branch-free count of the pivots `<= addr`
+//! (16 independent loads from two cache lines), and 10,000 ranges need
+//! 4 levels. Updates gain too: the augmented max gaps that change when a
+//! free gap shrinks or grows (the big gap below the lowest mapping moves
+//! with every mmap) are re-derived on 4 nodes rather than 14, neighbours of
+//! a range are usually in the same leaf, and the one structural change most
+//! updates need is a shift inside a leaf.
 //!
-//! Per-range overhead is 16 + 32 = 48 bytes with `V = ()` (at most 48 for
-//! any `V` of alignment <= 8): that is the whole cost, there is no per-node
-//! box and no free list. The arena grows by a third when full rather than
-//! doubling, so spare capacity adds at most a third to that (the engine's
-//! ranges, with their 40-byte payload, cost 88 bytes, at most ~117 with
-//! slack). Removal takes the dead slot out of both `Vec`s
-//! with `swap_remove` and re-links the node that moved into it, so the
-//! arena stays dense, with no tombstones and no `Option<V>` per slot
-//! (which would cost up to `size_of::<V>()` for payloads without a niche;
-//! `unsafe` is forbidden in this crate).
+//! Ranges are ordered by `end` as well as by `start` (they are disjoint),
+//! so "the first range with `end > addr`" (`find_vma`) is one descent that
+//! reads only pivots and ends; unused slots hold `u64::MAX` so that the
+//! count needs no bound. Values sit in the leaf (`Option<V>`: `unsafe` is
+//! forbidden here, and `VmaAttrs` has a niche, so the `Option` is free).
 //!
-//! Why not a B-tree (as the maple tree is)? It would need fewer cache lines
-//! per lookup, but keeping `V` in fixed-size leaf arrays without `unsafe`
-//! needs `Option<V>` slots or a side table, and the gap augmentation across
-//! leaf boundaries is much more intricate. The split AVL layout, with a
-//! branch-free descent, meets the lookup budget at 10,000 ranges when
-//! lookups overlap (about 35 ns); a chain of lookups that each wait for
-//! the previous one is bound by one cache access per level and costs
-//! about 55 ns (`benches/regions.rs`, `find_vma/engine*`). Fewer, wider
-//! levels are what would take that lower.
+//! Memory: a leaf is 16 x (8 + 8 + `size_of::<Option<V>>()`) + 16 bytes,
+//! 912 for the engine's 40-byte payload. A leaf that overflows is split in
+//! two halves, except when the new range goes into one of its last two
+//! slots: then the left leaf keeps 15 ranges, so that ranges added in
+//! ascending order (as a process's mappings usually are) pack leaves 15/16
+//! full rather than half full. Internal nodes (328 bytes) add about 2% on
+//! top. The arenas grow by a third when full rather than doubling. Removal
+//! refills a leaf or node left with fewer than [`MIN`] entries from a
+//! sibling, or merges the two if that leaves room for two more entries
+//! (so that an insert and a remove at the same place never split and merge
+//! over and over); freed nodes are taken out of their arena with
+//! `swap_remove` and the node moved into the hole is re-linked, so the
+//! arenas stay dense.
 //!
 //! # Invariants
 //!
 //! The address space is `[0, u64::MAX)`. Ranges are half-open and non-empty:
 //! `start < end`.
 //!
-//! - Ordering: the in-order sequence of nodes has strictly increasing starts,
-//!   and ranges are disjoint: each node's `start` is `>=` its in-order
-//!   predecessor's `end`. (So ends increase too, and "the first range with
-//!   `end > addr`" is well defined.)
-//! - Balance: `height` is 1 for a leaf, `1 + max(children)` otherwise, and the
-//!   heights of the two children differ by at most 1.
-//! - Links: `cold[c].parent == p` for every child `c` of `p`; the root's
-//!   parent is `NIL`; `root == NIL` iff the arena is empty; every arena slot
-//!   is reachable from the root exactly once; `hot.len() == cold.len()`.
-//! - Gaps. The free space is split into gaps, one *below* each range plus one
-//!   *above* the last range:
-//!   - the gap below node `n` is `[pred(n).end, n.start)`, where `pred(n)` is
-//!     the previous range in address order; for the first range it is
-//!     `[0, first.start)`. Its length is stored in `n.gap` (it may be 0);
-//!   - the gap above the last range is `[last.end, u64::MAX)`. It is not
-//!     stored; it is computed from the last node. In an empty tree it is the
-//!     whole space `[0, u64::MAX)`.
-//! - Augmentation: `n.max_gap == max(n.gap, left.max_gap, right.max_gap)`
-//!   (absent children count as 0): the longest gap *below* any node of the
-//!   subtree. Because `n.gap` depends on `n`'s predecessor, every change to a
-//!   range's bounds (insert, remove, resize) also changes the gap of its
-//!   successor; both nodes' root paths are re-augmented.
+//! - Ordering: the ranges, read leaf by leaf along the `next` links (which
+//!   is also the in-order walk of the tree), have strictly increasing
+//!   starts, and each range's `start` is `>=` its predecessor's `end`.
+//! - Shape: all leaves are at depth `height`; the root is a leaf when
+//!   `height == 0`. Every node and leaf has 1 to 16 entries, the root node
+//!   at least 2. Slots past `len` hold `end`/pivot `u64::MAX`, gap 0, child
+//!   `NIL` and value `None`; slots below `len` hold `Some` value.
+//! - Links: each child's `parent` is the node that lists it (`NIL` for the
+//!   root); `prev`/`next` link the leaves in address order, `NIL` at the
+//!   ends; `leafy` is true exactly for nodes whose children are leaves.
+//!   Every arena slot is in use.
+//! - Gaps: the free space is split into gaps, one *below* each range plus
+//!   one *above* the last range. The gap below range `r` is
+//!   `[pred(r).end, r.start)`, or `[0, r.start)` for the first range; the gap
+//!   above the last range is `[last.end, u64::MAX)` (the whole space when
+//!   the tree is empty). Gaps below ranges are not stored: a leaf's are
+//!   computed from its ends and starts and the previous leaf's last end.
+//! - Augmentation: `pivot[j]` of a node is the `end` of the last range in
+//!   child `j`'s subtree, and `gap[j]` the longest gap below a range of that
+//!   subtree. Because the gap below a range depends on its predecessor,
+//!   changing a leaf's last range also changes the next leaf's first gap.
 //!
-//! Subtree bounds (min start / max end) are not stored: a gap search learns
-//! them on the way down. The gaps of a subtree all lie inside `[lo, hi)`,
-//! where `lo` is the end of the nearest ancestor whose right subtree holds
-//! it (the predecessor of its leftmost node; 0 if none) and `hi` is the
-//! start of the gap below the nearest ancestor whose left subtree holds it
-//! (`u64::MAX` if none).
+//! The gaps of child `j` all lie in `[lo_j, pivot[j])` where `lo_j` is
+//! `pivot[j - 1]`, or for `j == 0` the node's own `lo` (0 at the root): a
+//! gap search learns exact lower bounds on the way down.
 //!
 //! # Gap search
 //!
 //! `highest_gap(low, high, size)` and `lowest_gap` clip every gap to
 //! `[low, high)` and return the highest (lowest) clipped gap of length
-//! `>= size`. The descent prunes a subtree when its `max_gap < size` (clipping
-//! only shrinks gaps) or when its bounds clipped to `[low, high)` are shorter
-//! than `size`. A subtree whose bounds lie wholly inside `[low, high)` is not
-//! clipped at all, so `max_gap >= size` proves it holds an answer and a single
-//! greedy descent finds it. Only subtrees whose bounds straddle `low` or
-//! `high` are explored on both sides, and there are at most two of those per
+//! `>= size`. The descent skips a child when its max gap is `< size`
+//! (clipping only shrinks gaps) or when its bounds clipped to `[low, high)`
+//! are shorter than `size`. A child whose bounds lie wholly inside
+//! `[low, high)` is not clipped at all, so a max gap `>= size` proves it holds
+//! an answer and one greedy descent finds it. Only children whose bounds
+//! straddle `low` or `high` are explored and may fail, at most two per
 //! level, so a search costs O(log n).
 
 use alloc::string::String;
@@ -98,62 +100,159 @@ use core::fmt;
 
 /// "No node".
 const NIL: u32 = u32::MAX;
-/// Child slot of the left (lower) subtree.
-const L: usize = 0;
-/// Child slot of the right (higher) subtree.
+/// Slots per leaf and per internal node.
+const B: usize = 16;
+/// A non-root leaf or node left with fewer entries than this by a removal
+/// is refilled from, or merged with, a sibling.
+const MIN: usize = 7;
+/// Two siblings merge only if the result has at most this many entries.
+const MERGE_MAX: usize = B - 2;
+/// Search direction: highest first.
 const R: usize = 1;
+/// Search direction: lowest first.
+const L: usize = 0;
 
-/// The part of a node that descents read.
-#[derive(Clone, Copy)]
-#[repr(C, align(16))]
-struct Hot {
-    /// One past the last address of the range.
-    end: u64,
-    /// Child links: left in the low 32 bits, right in the high 32 bits,
-    /// `NIL` if absent. One word, so that a descent loads both at once and
-    /// picks one with a shift rather than a second dependent load.
-    links: u64,
-}
-
-/// `links` of a node without children.
-const NO_LINKS: u64 = u64::MAX;
-
-impl Hot {
-    /// The child on side `dir`.
-    #[inline]
-    fn child(&self, dir: usize) -> u32 {
-        (self.links >> (32 * dir)) as u32
-    }
-
-    /// `[left, right]`.
-    #[inline]
-    fn children(&self) -> [u32; 2] {
-        [self.links as u32, (self.links >> 32) as u32]
-    }
-
-    /// Sets the child on side `dir`.
-    #[inline]
-    fn set_child(&mut self, dir: usize, c: u32) {
-        let sh = 32 * dir;
-        self.links = (self.links & !(0xffff_ffff_u64 << sh)) | ((c as u64) << sh);
-    }
-}
-
-/// The rest of a node.
+/// A leaf: up to [`B`] ranges in address order.
 #[derive(Clone)]
-struct Cold<V> {
-    /// First address of the range.
-    start: u64,
-    /// Length of the gap below this range: `start - pred.end` (or `start`).
-    gap: u64,
-    /// Largest `gap` in this subtree.
-    max_gap: u64,
-    /// Parent, `NIL` for the root.
+struct Leaf<V> {
+    /// Ends; `u64::MAX` past `len`.
+    end: [u64; B],
+    /// Starts; meaningless past `len`.
+    start: [u64; B],
+    /// Number of ranges.
+    len: u32,
+    /// Parent node, `NIL` for the root.
     parent: u32,
-    /// AVL height: 1 for a leaf.
-    height: u8,
-    /// The payload.
-    value: V,
+    /// Previous leaf in address order, `NIL` for the first.
+    prev: u32,
+    /// Next leaf in address order, `NIL` for the last.
+    next: u32,
+    /// Payloads; `None` past `len`.
+    vals: [Option<V>; B],
+}
+
+impl<V> Leaf<V> {
+    fn empty() -> Self {
+        Leaf {
+            end: [u64::MAX; B],
+            start: [0; B],
+            len: 0,
+            parent: NIL,
+            prev: NIL,
+            next: NIL,
+            vals: core::array::from_fn(|_| None),
+        }
+    }
+}
+
+/// An internal node: up to [`B`] children in address order.
+#[derive(Clone)]
+struct Node {
+    /// `pivot[j]`: the end of the last range under child `j`; `u64::MAX`
+    /// past `len`.
+    pivot: [u64; B],
+    /// `gap[j]`: the longest gap below a range under child `j`; 0 past
+    /// `len`.
+    gap: [u64; B],
+    /// Children (leaves if `leafy`), `NIL` past `len`.
+    child: [u32; B],
+    /// Number of children.
+    len: u32,
+    /// Parent node, `NIL` for the root.
+    parent: u32,
+    /// Whether the children are leaves.
+    leafy: bool,
+}
+
+impl Node {
+    fn empty(leafy: bool) -> Self {
+        Node {
+            pivot: [u64::MAX; B],
+            gap: [0; B],
+            child: [NIL; B],
+            len: 0,
+            parent: NIL,
+            leafy,
+        }
+    }
+
+    /// `(pivot, max gap)` of the whole node, as its parent records it.
+    #[inline]
+    fn summary(&self) -> (u64, u64) {
+        let n = self.len as usize;
+        let mut m = 0;
+        for &g in &self.gap {
+            m = m.max(g);
+        }
+        (self.pivot[n - 1], m)
+    }
+
+    /// The slot holding child `c`.
+    #[inline]
+    fn slot_of(&self, c: u32) -> usize {
+        let mut j = 0;
+        for (k, &x) in self.child.iter().enumerate() {
+            if x == c {
+                j = k;
+            }
+        }
+        debug_assert_eq!(self.child[j], c);
+        j
+    }
+}
+
+/// The number of keys `<= addr`: the index of the first key `> addr` in a
+/// sorted array padded with `u64::MAX`. Branch-free: the loads are
+/// independent, so a level costs one cache access rather than four.
+#[inline(always)]
+fn count_le(keys: &[u64; B], addr: u64) -> usize {
+    let mut c = 0;
+    for &k in keys {
+        c += (k <= addr) as usize;
+    }
+    c
+}
+
+/// A range's place in the tree: leaf and slot. Valid until the next
+/// change to the tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct At {
+    leaf: u32,
+    pos: u32,
+}
+
+/// Nodes freed by one removal, taken out of the arenas at its end (so that
+/// indices stay valid while the tree is reshaped).
+struct Dead {
+    leaves: [u32; 2],
+    nl: usize,
+    nodes: [u32; 48],
+    nn: usize,
+}
+
+impl Dead {
+    fn new() -> Self {
+        Dead {
+            leaves: [NIL; 2],
+            nl: 0,
+            nodes: [NIL; 48],
+            nn: 0,
+        }
+    }
+}
+
+/// Two distinct elements of a slice, mutably.
+#[inline]
+fn two_mut<T>(v: &mut [T], a: u32, b: u32) -> (&mut T, &mut T) {
+    let (a, b) = (a as usize, b as usize);
+    debug_assert_ne!(a, b);
+    if a < b {
+        let (x, y) = v.split_at_mut(b);
+        (&mut x[a], &mut y[0])
+    } else {
+        let (x, y) = v.split_at_mut(a);
+        (&mut y[0], &mut x[b])
+    }
 }
 
 /// An ordered map of disjoint half-open ranges `[start, end)` of the address
@@ -187,9 +286,14 @@ struct Cold<V> {
 /// ```
 #[derive(Clone)]
 pub struct RegionTree<V> {
-    hot: Vec<Hot>,
-    cold: Vec<Cold<V>>,
+    leaves: Vec<Leaf<V>>,
+    nodes: Vec<Node>,
+    /// The root: a leaf if `height == 0`, `NIL` if the tree is empty.
     root: u32,
+    /// Number of internal levels.
+    height: u32,
+    /// Number of ranges.
+    count: usize,
 }
 
 impl<V> Default for RegionTree<V> {
@@ -219,196 +323,215 @@ fn clip_fit(gs: u64, ge: u64, low: u64, high: u64, size: u64) -> Option<(u64, u6
     }
 }
 
+/// The clipping window and size of a gap search.
+struct Window {
+    low: u64,
+    high: u64,
+    size: u64,
+}
+
+/// The most ranges a tree holds (the index space of the old arena layout,
+/// kept so that the limit does not depend on the layout).
+const MAX_RANGES: usize = u32::MAX as usize - 1;
+
 impl<V> RegionTree<V> {
     /// An empty tree.
     pub const fn new() -> Self {
         RegionTree {
-            hot: Vec::new(),
-            cold: Vec::new(),
+            leaves: Vec::new(),
+            nodes: Vec::new(),
             root: NIL,
+            height: 0,
+            count: 0,
         }
     }
 
     /// Number of ranges.
     pub fn len(&self) -> usize {
-        self.cold.len()
+        self.count
     }
 
     /// Whether there are no ranges.
     pub fn is_empty(&self) -> bool {
-        self.cold.is_empty()
+        self.count == 0
     }
 
-    // ----- node accessors -------------------------------------------------
+    // ----- positions ------------------------------------------------------
 
     #[inline]
-    fn h(&self, i: u32) -> &Hot {
-        &self.hot[i as usize]
-    }
-
-    #[inline]
-    fn hm(&mut self, i: u32) -> &mut Hot {
-        &mut self.hot[i as usize]
+    fn lf(&self, i: u32) -> &Leaf<V> {
+        &self.leaves[i as usize]
     }
 
     #[inline]
-    fn c(&self, i: u32) -> &Cold<V> {
-        &self.cold[i as usize]
+    fn lfm(&mut self, i: u32) -> &mut Leaf<V> {
+        &mut self.leaves[i as usize]
     }
 
     #[inline]
-    fn cm(&mut self, i: u32) -> &mut Cold<V> {
-        &mut self.cold[i as usize]
+    fn nd(&self, i: u32) -> &Node {
+        &self.nodes[i as usize]
     }
 
     #[inline]
-    fn start(&self, i: u32) -> u64 {
-        self.c(i).start
+    fn ndm(&mut self, i: u32) -> &mut Node {
+        &mut self.nodes[i as usize]
+    }
+
+    /// Start of the range at `a`.
+    #[inline]
+    pub(crate) fn start_at(&self, a: At) -> u64 {
+        self.lf(a.leaf).start[a.pos as usize]
+    }
+
+    /// End of the range at `a`.
+    #[inline]
+    pub(crate) fn end_at(&self, a: At) -> u64 {
+        self.lf(a.leaf).end[a.pos as usize]
+    }
+
+    /// The range at `a`.
+    #[inline]
+    pub(crate) fn entry_at(&self, a: At) -> Option<(u64, u64, &V)> {
+        let l = self.lf(a.leaf);
+        let p = a.pos as usize;
+        l.vals[p].as_ref().map(|v| (l.start[p], l.end[p], v))
+    }
+
+    /// The payload at `a`.
+    #[inline]
+    pub(crate) fn value_at_mut(&mut self, a: At) -> Option<&mut V> {
+        self.lfm(a.leaf).vals[a.pos as usize].as_mut()
     }
 
     #[inline]
-    fn end(&self, i: u32) -> u64 {
-        self.h(i).end
-    }
-
-    /// `height` and `max_gap` of `i`, `(0, 0)` for `NIL` (one test: `NIL`
-    /// is never a valid index).
-    #[inline]
-    fn aug(&self, i: u32) -> (u8, u64) {
-        match self.cold.get(i as usize) {
-            Some(c) => (c.height, c.max_gap),
-            None => (0, 0),
+    fn entry(&self, a: Option<At>) -> Option<(u64, u64, &V)> {
+        match a {
+            Some(a) => self.entry_at(a),
+            None => None,
         }
     }
 
+    /// The range after the one at `a`.
     #[inline]
-    fn height(&self, i: u32) -> u8 {
-        self.aug(i).0
+    pub(crate) fn succ_at(&self, a: At) -> Option<At> {
+        let l = self.lf(a.leaf);
+        if a.pos + 1 < l.len {
+            Some(At {
+                leaf: a.leaf,
+                pos: a.pos + 1,
+            })
+        } else if l.next != NIL {
+            Some(At {
+                leaf: l.next,
+                pos: 0,
+            })
+        } else {
+            None
+        }
     }
 
+    /// The range before the one at `a`.
     #[inline]
-    fn max_gap(&self, i: u32) -> u64 {
-        self.aug(i).1
-    }
-
-    #[inline]
-    fn entry(&self, i: u32) -> Option<(u64, u64, &V)> {
-        if i == NIL {
+    pub(crate) fn pred_at(&self, a: At) -> Option<At> {
+        if a.pos > 0 {
+            return Some(At {
+                leaf: a.leaf,
+                pos: a.pos - 1,
+            });
+        }
+        let p = self.lf(a.leaf).prev;
+        if p == NIL {
             None
         } else {
-            let c = self.c(i);
-            Some((c.start, self.end(i), &c.value))
+            Some(At {
+                leaf: p,
+                pos: self.lf(p).len - 1,
+            })
         }
     }
 
-    /// Leftmost node of the subtree at `i` (`NIL` if `i` is).
-    fn leftmost(&self, mut i: u32) -> u32 {
+    /// The leftmost (`dir == L`) or rightmost leaf.
+    fn edge_leaf(&self, dir: usize) -> u32 {
+        let mut i = self.root;
         if i == NIL {
             return NIL;
         }
-        while self.h(i).child(L) != NIL {
-            i = self.h(i).child(L);
+        for _ in 0..self.height {
+            let n = self.nd(i);
+            i = if dir == L {
+                n.child[0]
+            } else {
+                n.child[n.len as usize - 1]
+            };
         }
         i
     }
 
-    /// Rightmost node of the subtree at `i` (`NIL` if `i` is).
-    fn rightmost(&self, mut i: u32) -> u32 {
+    /// The last range.
+    #[inline]
+    pub(crate) fn last_at(&self) -> Option<At> {
+        let l = self.edge_leaf(R);
+        if l == NIL {
+            None
+        } else {
+            Some(At {
+                leaf: l,
+                pos: self.lf(l).len - 1,
+            })
+        }
+    }
+
+    // ----- lookups --------------------------------------------------------
+
+    /// The first range with `end > addr`: the only descent.
+    #[inline]
+    pub(crate) fn find_at(&self, addr: u64) -> Option<At> {
+        let mut i = self.root;
         if i == NIL {
-            return NIL;
+            return None;
         }
-        while self.h(i).child(R) != NIL {
-            i = self.h(i).child(R);
+        for _ in 0..self.height {
+            let n = self.nd(i);
+            let j = count_le(&n.pivot, addr);
+            if j >= n.len as usize {
+                return None;
+            }
+            i = n.child[j % B];
         }
-        i
-    }
-
-    /// In-order neighbour of node `i` on side `dir` (`R`: successor,
-    /// `L`: predecessor).
-    fn step(&self, i: u32, dir: usize) -> u32 {
-        let d = self.h(i).child(dir);
-        if d != NIL {
-            return if dir == R {
-                self.leftmost(d)
-            } else {
-                self.rightmost(d)
-            };
-        }
-        let mut c = i;
-        let mut p = self.c(i).parent;
-        while p != NIL && self.h(p).child(dir) == c {
-            c = p;
-            p = self.c(p).parent;
-        }
-        p
-    }
-
-    /// In-order successor of node `i`.
-    #[inline]
-    fn succ(&self, i: u32) -> u32 {
-        self.step(i, R)
-    }
-
-    /// In-order predecessor of node `i`.
-    #[inline]
-    fn pred(&self, i: u32) -> u32 {
-        self.step(i, L)
-    }
-
-    // ----- index lookups --------------------------------------------------
-
-    /// The first node with `end > addr`: the only descent. It reads the hot
-    /// array alone and is branch-free apart from the loop test.
-    #[inline]
-    fn find_idx(&self, addr: u64) -> u32 {
-        let hot = self.hot.as_slice();
-        let mut cur = self.root;
-        let mut best = NIL;
-        while let Some(n) = hot.get(cur as usize) {
-            let right = addr >= n.end;
-            best = if right { best } else { cur };
-            let links = n.links;
-            cur = if right {
-                (links >> 32) as u32
-            } else {
-                links as u32
-            };
-        }
-        best
-    }
-
-    /// The node whose range starts exactly at `start`: since ranges are
-    /// disjoint, it can only be the first range with `end > start`.
-    fn idx_of(&self, start: u64) -> u32 {
-        let i = self.find_idx(start);
-        if i != NIL && self.start(i) == start {
-            i
+        let l = self.lf(i);
+        let p = count_le(&l.end, addr);
+        if p >= l.len as usize {
+            None
         } else {
-            NIL
+            Some(At {
+                leaf: i,
+                pos: p as u32,
+            })
         }
     }
 
-    /// The last node with `start < addr`.
-    fn prev_idx(&self, addr: u64) -> u32 {
-        let f = self.find_idx(addr);
-        if f == NIL {
-            self.rightmost(self.root)
-        } else if self.start(f) < addr {
-            f
-        } else {
+    /// The range that starts exactly at `start`.
+    #[inline]
+    fn at_of(&self, start: u64) -> Option<At> {
+        self.find_at(start).filter(|&a| self.start_at(a) == start)
+    }
+
+    /// The last range with `start < addr`.
+    fn prev_at(&self, addr: u64) -> Option<At> {
+        match self.find_at(addr) {
+            None => self.last_at(),
+            Some(f) if self.start_at(f) < addr => Some(f),
             // Everything before `f` ends at or below `addr`.
-            self.pred(f)
+            Some(f) => self.pred_at(f),
         }
     }
 
-    /// The first node with `start >= addr`.
-    fn next_idx(&self, addr: u64) -> u32 {
-        let f = self.find_idx(addr);
-        if f == NIL || self.start(f) >= addr {
-            f
-        } else {
-            // `f` contains `addr`; the next range starts above it.
-            self.succ(f)
+    /// The first range with `start >= addr`.
+    fn next_at(&self, addr: u64) -> Option<At> {
+        match self.find_at(addr) {
+            Some(f) if self.start_at(f) < addr => self.succ_at(f),
+            f => f,
         }
     }
 
@@ -416,16 +539,14 @@ impl<V> RegionTree<V> {
 
     /// The range that starts exactly at `start`.
     pub fn get(&self, start: u64) -> Option<(u64, u64, &V)> {
-        self.entry(self.idx_of(start))
+        self.entry(self.at_of(start))
     }
 
     /// The payload of the range that starts exactly at `start`.
     pub fn get_mut(&mut self, start: u64) -> Option<&mut V> {
-        let i = self.idx_of(start);
-        if i == NIL {
-            None
-        } else {
-            Some(&mut self.cm(i).value)
+        match self.at_of(start) {
+            Some(a) => self.value_at_mut(a),
+            None => None,
         }
     }
 
@@ -433,7 +554,7 @@ impl<V> RegionTree<V> {
     /// `addr` or lies wholly above it.
     #[inline]
     pub fn find(&self, addr: u64) -> Option<(u64, u64, &V)> {
-        self.entry(self.find_idx(addr))
+        self.entry(self.find_at(addr))
     }
 
     /// The range containing `addr`, if any.
@@ -448,12 +569,12 @@ impl<V> RegionTree<V> {
     /// there is one, otherwise the range below `addr` (Linux's
     /// `find_vma_prev` `prev` for an `addr` not inside a range).
     pub fn prev(&self, addr: u64) -> Option<(u64, u64, &V)> {
-        self.entry(self.prev_idx(addr))
+        self.entry(self.prev_at(addr))
     }
 
     /// The first range with `start >= addr`.
     pub fn next(&self, addr: u64) -> Option<(u64, u64, &V)> {
-        self.entry(self.next_idx(addr))
+        self.entry(self.next_at(addr))
     }
 
     /// Linux's `find_vma_intersection`: the first range intersecting
@@ -468,147 +589,361 @@ impl<V> RegionTree<V> {
         }
     }
 
+    /// The ranges just around the free range `[lo, hi)`: the last one
+    /// ending at or below `lo` and the first one starting at or above `hi`,
+    /// with their places, from one descent. `None` if a range intersects
+    /// `[lo, hi)` (or `lo >= hi`).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn around_free(&self, lo: u64, hi: u64) -> Option<(Option<At>, Option<At>)> {
+        if lo >= hi {
+            return None;
+        }
+        match self.find_at(lo) {
+            Some(f) if self.start_at(f) < hi => None,
+            Some(f) => Some((self.pred_at(f), Some(f))),
+            None => Some((self.last_at(), None)),
+        }
+    }
+
     /// All ranges, in ascending address order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64, &V)> + '_ {
+        let leaf = self.edge_leaf(L);
         Iter {
             tree: self,
-            cur: self.leftmost(self.root),
+            leaf,
+            pos: 0,
             hi: u64::MAX,
         }
     }
 
     /// The ranges intersecting `[lo, hi)`, in ascending address order.
     pub fn range(&self, lo: u64, hi: u64) -> impl Iterator<Item = (u64, u64, &V)> + '_ {
+        let f = if lo < hi { self.find_at(lo) } else { None };
         Iter {
             tree: self,
-            cur: if lo < hi { self.find_idx(lo) } else { NIL },
+            leaf: f.map_or(NIL, |a| a.leaf),
+            pos: f.map_or(0, |a| a.pos),
             hi,
         }
     }
 
     /// The lowest range.
     pub fn first(&self) -> Option<(u64, u64, &V)> {
-        self.entry(self.leftmost(self.root))
+        let l = self.edge_leaf(L);
+        if l == NIL {
+            None
+        } else {
+            self.entry_at(At { leaf: l, pos: 0 })
+        }
     }
 
     /// The highest range.
     pub fn last(&self) -> Option<(u64, u64, &V)> {
-        self.entry(self.rightmost(self.root))
+        self.entry(self.last_at())
     }
 
-    // ----- augmentation and balancing -------------------------------------
+    // ----- augmentation ---------------------------------------------------
 
-    /// Recomputes `height` and `max_gap` of `i` from its children.
+    /// The end of the range before leaf `l`'s first, 0 if there is none.
     #[inline]
-    fn update(&mut self, i: u32) {
-        let [l, r] = self.h(i).children();
-        let (hl, ml) = self.aug(l);
-        let (hr, mr) = self.aug(r);
-        let c = self.cm(i);
-        c.height = 1 + hl.max(hr);
-        c.max_gap = ml.max(mr).max(c.gap);
+    fn leaf_lo(&self, l: u32) -> u64 {
+        let p = self.lf(l).prev;
+        if p == NIL {
+            0
+        } else {
+            let pl = self.lf(p);
+            pl.end[pl.len as usize - 1]
+        }
     }
 
-    /// Re-augments `i` and its ancestors (no rebalancing), after a change
-    /// to `i`'s own `gap`. Stops at the first node whose `height` and
-    /// `max_gap` come out unchanged: an ancestor depends only on those of
-    /// its children, so everything above is already right.
-    fn update_to_root(&mut self, mut i: u32) {
-        while i != NIL {
-            let (h, m) = (self.c(i).height, self.c(i).max_gap);
-            self.update(i);
-            let c = self.c(i);
-            if c.height == h && c.max_gap == m {
+    /// `(pivot, max gap)` of leaf `l` (which has ranges), as its parent
+    /// records them.
+    #[inline]
+    fn leaf_summary(&self, l: u32) -> (u64, u64) {
+        let lo = self.leaf_lo(l);
+        let lf = self.lf(l);
+        let n = lf.len as usize;
+        let mut m = lf.start[0] - lo;
+        for k in 1..n {
+            m = m.max(lf.start[k] - lf.end[k - 1]);
+        }
+        (lf.end[n - 1], m)
+    }
+
+    /// Parent of a leaf or node.
+    #[inline]
+    fn parent_of(&self, i: u32, is_leaf: bool) -> u32 {
+        if is_leaf {
+            self.lf(i).parent
+        } else {
+            self.nd(i).parent
+        }
+    }
+
+    #[inline]
+    fn set_parent(&mut self, i: u32, is_leaf: bool, p: u32) {
+        if is_leaf {
+            self.lfm(i).parent = p;
+        } else {
+            self.ndm(i).parent = p;
+        }
+    }
+
+    /// Records the summary of `child` (a leaf if `is_leaf`) in its parent,
+    /// and so on upwards until a parent's record comes out unchanged (an
+    /// ancestor's record depends only on its children's).
+    fn refresh_up(&mut self, mut child: u32, mut is_leaf: bool) {
+        loop {
+            let parent = self.parent_of(child, is_leaf);
+            if parent == NIL {
                 return;
             }
-            i = c.parent;
-        }
-    }
-
-    /// Makes `new` take `old`'s place under `parent` (or as root).
-    #[inline]
-    fn replace_child(&mut self, parent: u32, old: u32, new: u32) {
-        if parent == NIL {
-            self.root = new;
-        } else {
-            let p = self.hm(parent);
-            let side = (p.child(R) == old) as usize;
-            debug_assert_eq!(p.child(side), old);
-            p.set_child(side, new);
-        }
-        if new != NIL {
-            self.cm(new).parent = parent;
-        }
-    }
-
-    /// Rotates `x` down towards side `dir` (`dir == L`: left rotation, the
-    /// right child rises). Returns the new subtree root.
-    fn rotate(&mut self, x: u32, dir: usize) -> u32 {
-        let other = 1 - dir;
-        let y = self.h(x).child(other);
-        debug_assert_ne!(y, NIL);
-        let inner = self.h(y).child(dir);
-        let xp = self.c(x).parent;
-        self.hm(x).set_child(other, inner);
-        if inner != NIL {
-            self.cm(inner).parent = x;
-        }
-        self.replace_child(xp, x, y);
-        self.hm(y).set_child(dir, x);
-        self.cm(x).parent = y;
-        self.update(x);
-        self.update(y);
-        y
-    }
-
-    /// Restores the AVL property at `i` (whose subtrees are balanced) and
-    /// re-augments it. Returns the root of the subtree now in `i`'s place.
-    fn rebalance(&mut self, i: u32) -> u32 {
-        self.update(i);
-        let [l, r] = self.h(i).children();
-        let (hl, hr) = (self.height(l), self.height(r));
-        if hl > hr + 1 {
-            let [ll, lr] = self.h(l).children();
-            if self.height(ll) < self.height(lr) {
-                self.rotate(l, L);
-            }
-            self.rotate(i, R)
-        } else if hr > hl + 1 {
-            let [rl, rr] = self.h(r).children();
-            if self.height(rr) < self.height(rl) {
-                self.rotate(r, R);
-            }
-            self.rotate(i, L)
-        } else {
-            i
-        }
-    }
-
-    /// Rebalances and re-augments from `i` up towards the root, after a
-    /// change to `i`'s children. Stops at the first node that needs no
-    /// rotation and whose `height` and `max_gap` come out unchanged (an
-    /// ancestor depends only on those of its children), so a caller that
-    /// changed a node's own `gap` must re-augment it with
-    /// [`set_gap`](Self::set_gap) itself.
-    fn rebalance_to_root(&mut self, mut i: u32) {
-        while i != NIL {
-            let (h, m) = (self.c(i).height, self.c(i).max_gap);
-            let top = self.rebalance(i);
-            let c = self.c(top);
-            if top == i && c.height == h && c.max_gap == m {
+            let (piv, gap) = if is_leaf {
+                self.leaf_summary(child)
+            } else {
+                self.nd(child).summary()
+            };
+            let p = self.ndm(parent);
+            let j = p.slot_of(child);
+            if p.pivot[j] == piv && p.gap[j] == gap {
                 return;
             }
-            i = c.parent;
+            p.pivot[j] = piv;
+            p.gap[j] = gap;
+            child = parent;
+            is_leaf = false;
         }
     }
 
-    /// Sets the stored gap of node `i` and re-augments its root path.
-    fn set_gap(&mut self, i: u32, gap: u64) {
-        self.cm(i).gap = gap;
-        self.update_to_root(i);
+    // ----- arenas -----------------------------------------------------------
+
+    /// Grows an arena by a third when full rather than doubling, so that
+    /// spare capacity adds at most a third to the memory per range.
+    #[inline]
+    fn reserve<T>(v: &mut Vec<T>) {
+        if v.len() == v.capacity() {
+            v.reserve_exact((v.len() / 3).max(4));
+        }
     }
 
-    // ----- updates --------------------------------------------------------
+    fn alloc_leaf(&mut self) -> u32 {
+        Self::reserve(&mut self.leaves);
+        self.leaves.push(Leaf::empty());
+        (self.leaves.len() - 1) as u32
+    }
+
+    fn alloc_node(&mut self, leafy: bool) -> u32 {
+        Self::reserve(&mut self.nodes);
+        self.nodes.push(Node::empty(leafy));
+        (self.nodes.len() - 1) as u32
+    }
+
+    /// Takes the dead (unlinked) leaves and nodes out of their arenas,
+    /// re-linking the nodes moved into their slots.
+    fn free_dead(&mut self, d: &mut Dead) {
+        // Highest index first: the node moved into a hole is always live.
+        let ls = &mut d.leaves[..d.nl];
+        ls.sort_unstable_by(|a, b| b.cmp(a));
+        for k in 0..d.nl {
+            let dead = d.leaves[k];
+            let last = (self.leaves.len() - 1) as u32;
+            self.leaves.swap_remove(dead as usize);
+            if dead != last {
+                let (p, n, par) = {
+                    let l = self.lf(dead);
+                    (l.prev, l.next, l.parent)
+                };
+                if p != NIL {
+                    self.lfm(p).next = dead;
+                }
+                if n != NIL {
+                    self.lfm(n).prev = dead;
+                }
+                if par == NIL {
+                    self.root = dead;
+                } else {
+                    let pn = self.ndm(par);
+                    let j = pn.slot_of(last);
+                    pn.child[j] = dead;
+                }
+            }
+        }
+        let ns = &mut d.nodes[..d.nn];
+        ns.sort_unstable_by(|a, b| b.cmp(a));
+        for k in 0..d.nn {
+            let dead = d.nodes[k];
+            let last = (self.nodes.len() - 1) as u32;
+            self.nodes.swap_remove(dead as usize);
+            if dead != last {
+                let par = self.nd(dead).parent;
+                if par == NIL {
+                    self.root = dead;
+                } else {
+                    let pn = self.ndm(par);
+                    let j = pn.slot_of(last);
+                    pn.child[j] = dead;
+                }
+                let leafy = self.nd(dead).leafy;
+                for j in 0..self.nd(dead).len as usize {
+                    let c = self.nd(dead).child[j];
+                    self.set_parent(c, leafy, dead);
+                }
+            }
+        }
+        d.nl = 0;
+        d.nn = 0;
+    }
+
+    // ----- insertion ------------------------------------------------------
+
+    /// Puts `[s, e)` into slot `pos` of leaf `l`, splitting the leaf if it
+    /// is full, and re-derives the records above. Returns the new range's
+    /// place. The caller has checked the order; if the new range is the
+    /// last of its leaf and the next leaf's first gap changes, refreshing
+    /// that leaf is the caller's job.
+    fn leaf_insert(&mut self, l: u32, pos: usize, s: u64, e: u64, v: V) -> At {
+        self.count += 1;
+        let len = self.lf(l).len as usize;
+        if len < B {
+            let lf = self.lfm(l);
+            lf.end.copy_within(pos..len, pos + 1);
+            lf.start.copy_within(pos..len, pos + 1);
+            lf.vals[pos..=len].rotate_right(1);
+            lf.end[pos] = e;
+            lf.start[pos] = s;
+            lf.vals[pos] = Some(v);
+            lf.len += 1;
+            self.refresh_up(l, true);
+            return At {
+                leaf: l,
+                pos: pos as u32,
+            };
+        }
+        // Split: the left leaf keeps `lc` of the B + 1 ranges.
+        let lc = if pos >= B - 1 { B - 1 } else { (B + 1) / 2 };
+        let from = if pos < lc { lc - 1 } else { lc };
+        let r = self.alloc_leaf();
+        let (lf, rf) = two_mut(&mut self.leaves, l, r);
+        let n = B - from;
+        rf.end[..n].copy_from_slice(&lf.end[from..]);
+        rf.start[..n].copy_from_slice(&lf.start[from..]);
+        for k in 0..n {
+            rf.vals[k] = lf.vals[from + k].take();
+        }
+        lf.end[from..].fill(u64::MAX);
+        lf.len = from as u32;
+        rf.len = n as u32;
+        rf.prev = l;
+        rf.next = lf.next;
+        rf.parent = lf.parent;
+        lf.next = r;
+        let (tgt, tpos) = if pos < lc { (lf, pos) } else { (rf, pos - from) };
+        let tl = tgt.len as usize;
+        tgt.end.copy_within(tpos..tl, tpos + 1);
+        tgt.start.copy_within(tpos..tl, tpos + 1);
+        tgt.vals[tpos..=tl].rotate_right(1);
+        tgt.end[tpos] = e;
+        tgt.start[tpos] = s;
+        tgt.vals[tpos] = Some(v);
+        tgt.len += 1;
+        let at = At {
+            leaf: if pos < lc { l } else { r },
+            pos: tpos as u32,
+        };
+        let nx = self.lf(r).next;
+        if nx != NIL {
+            self.lfm(nx).prev = r;
+        }
+        self.attach_sibling(l, r, true);
+        at
+    }
+
+    /// After `left` (a leaf if `is_leaf`) was split, records it and its new
+    /// right sibling `right` in their parent, splitting upwards as needed,
+    /// and re-derives the records above.
+    fn attach_sibling(&mut self, left: u32, right: u32, is_leaf: bool) {
+        let (lp, lg) = if is_leaf {
+            self.leaf_summary(left)
+        } else {
+            self.nd(left).summary()
+        };
+        let (rp, rg) = if is_leaf {
+            self.leaf_summary(right)
+        } else {
+            self.nd(right).summary()
+        };
+        let p = self.parent_of(left, is_leaf);
+        if p == NIL {
+            let nr = self.alloc_node(is_leaf);
+            let n = self.ndm(nr);
+            n.pivot[0] = lp;
+            n.pivot[1] = rp;
+            n.gap[0] = lg;
+            n.gap[1] = rg;
+            n.child[0] = left;
+            n.child[1] = right;
+            n.len = 2;
+            self.set_parent(left, is_leaf, nr);
+            self.set_parent(right, is_leaf, nr);
+            self.root = nr;
+            self.height += 1;
+            return;
+        }
+        let n = self.ndm(p);
+        let j = n.slot_of(left);
+        n.pivot[j] = lp;
+        n.gap[j] = lg;
+        self.node_insert(p, j + 1, right, rp, rg);
+    }
+
+    /// Puts child `c` with record `(piv, gap)` into slot `j` of node `p`,
+    /// splitting `p` if it is full, and re-derives the records above.
+    fn node_insert(&mut self, p: u32, j: usize, c: u32, piv: u64, gap: u64) {
+        let leafy = self.nd(p).leafy;
+        let len = self.nd(p).len as usize;
+        if len < B {
+            let n = self.ndm(p);
+            n.pivot.copy_within(j..len, j + 1);
+            n.gap.copy_within(j..len, j + 1);
+            n.child.copy_within(j..len, j + 1);
+            n.pivot[j] = piv;
+            n.gap[j] = gap;
+            n.child[j] = c;
+            n.len += 1;
+            self.set_parent(c, leafy, p);
+            self.refresh_up(p, false);
+            return;
+        }
+        let lc = if j >= B - 1 { B - 1 } else { (B + 1) / 2 };
+        let from = if j < lc { lc - 1 } else { lc };
+        let q = self.alloc_node(leafy);
+        let (pn, qn) = two_mut(&mut self.nodes, p, q);
+        let m = B - from;
+        qn.pivot[..m].copy_from_slice(&pn.pivot[from..]);
+        qn.gap[..m].copy_from_slice(&pn.gap[from..]);
+        qn.child[..m].copy_from_slice(&pn.child[from..]);
+        pn.pivot[from..].fill(u64::MAX);
+        pn.gap[from..].fill(0);
+        pn.child[from..].fill(NIL);
+        pn.len = from as u32;
+        qn.len = m as u32;
+        qn.parent = pn.parent;
+        let (tgt, tj, owner) = if j < lc { (pn, j, p) } else { (qn, j - from, q) };
+        let tl = tgt.len as usize;
+        tgt.pivot.copy_within(tj..tl, tj + 1);
+        tgt.gap.copy_within(tj..tl, tj + 1);
+        tgt.child.copy_within(tj..tl, tj + 1);
+        tgt.pivot[tj] = piv;
+        tgt.gap[tj] = gap;
+        tgt.child[tj] = c;
+        tgt.len += 1;
+        self.set_parent(c, leafy, owner);
+        for k in 0..self.nd(q).len as usize {
+            let ch = self.nd(q).child[k];
+            self.set_parent(ch, leafy, q);
+        }
+        self.attach_sibling(p, q, false);
+    }
 
     /// Inserts `[start, end)` mapped to `value`.
     ///
@@ -618,78 +953,51 @@ impl<V> RegionTree<V> {
         if start >= end {
             return Err(value);
         }
-        let succ = self.find_idx(start);
-        if succ != NIL && self.start(succ) < end {
-            return Err(value);
+        let f = self.find_at(start);
+        if let Some(f) = f {
+            if self.start_at(f) < end {
+                return Err(value);
+            }
         }
-        let idx = match u32::try_from(self.cold.len()) {
-            Ok(i) if i != NIL => i,
-            _ => return Err(value),
-        };
-        // The predecessor is the range before `succ` (or the last range).
-        let pred = if succ != NIL {
-            self.pred(succ)
-        } else {
-            self.rightmost(self.root)
-        };
-        let pred_end = if pred == NIL { 0 } else { self.end(pred) };
-        // The successor's gap now ends at the new range. `succ` becomes
-        // the new leaf's parent or is an ancestor of it (the leaf goes
-        // into its left subtree); the rebalancing walk from the leaf may
-        // stop below it, so it is re-augmented after that walk.
-        if succ != NIL {
-            let g = self.start(succ) - end;
-            self.cm(succ).gap = g;
-        }
-        let gap = start - pred_end;
-        // Attach as a leaf: as the left child of `succ` if that slot is
-        // free, else as the right child of `pred` (then the rightmost node of
-        // `succ`'s left subtree); in-order neighbours always offer one.
-        let (parent, side) = if succ != NIL && self.h(succ).child(L) == NIL {
-            (succ, L)
-        } else if pred != NIL {
-            debug_assert_eq!(self.h(pred).child(R), NIL);
-            (pred, R)
-        } else {
-            debug_assert_eq!(self.root, NIL);
-            (NIL, L)
-        };
-        self.reserve_one();
-        self.hot.push(Hot {
-            end,
-            links: NO_LINKS,
-        });
-        self.cold.push(Cold {
-            start,
-            gap,
-            max_gap: gap,
-            parent,
-            height: 1,
-            value,
-        });
-        if parent == NIL {
-            self.root = idx;
-        } else {
-            self.hm(parent).set_child(side, idx);
-            self.rebalance_to_root(parent);
-        }
-        if succ != NIL {
-            self.update_to_root(succ);
-        }
-        Ok(())
+        self.insert_before(f, start, end, value).map(|_| ())
     }
 
-    /// Makes room for one more node, growing the arena by a third when it
-    /// is full rather than doubling it as `Vec::push` would: memory per
-    /// range stays within 4/3 of the node size (88 bytes with the engine's
-    /// payload, so at most about 117), where doubling allows up to 2x.
-    fn reserve_one(&mut self) {
-        let len = self.cold.len();
-        if len == self.cold.capacity() || len == self.hot.capacity() {
-            let extra = (len / 3).max(16);
-            self.cold.reserve_exact(extra);
-            self.hot.reserve_exact(extra);
+    /// Inserts `[start, end)` just before the range at `f` (at the very end
+    /// if `None`): the caller has checked that it lies between that range's
+    /// predecessor and the range itself.
+    pub(crate) fn insert_before(
+        &mut self,
+        f: Option<At>,
+        start: u64,
+        end: u64,
+        value: V,
+    ) -> Result<At, V> {
+        debug_assert!(start < end);
+        if self.count >= MAX_RANGES {
+            return Err(value);
         }
+        if self.root == NIL {
+            let l = self.alloc_leaf();
+            let lf = self.lfm(l);
+            lf.end[0] = end;
+            lf.start[0] = start;
+            lf.vals[0] = Some(value);
+            lf.len = 1;
+            self.root = l;
+            self.height = 0;
+            self.count = 1;
+            return Ok(At { leaf: l, pos: 0 });
+        }
+        let (l, pos) = match f {
+            Some(f) => (f.leaf, f.pos as usize),
+            None => {
+                let l = self.edge_leaf(R);
+                (l, self.lf(l).len as usize)
+            }
+        };
+        // The successor (if any) is in the same leaf, right after: its gap
+        // is re-derived with the leaf's.
+        Ok(self.leaf_insert(l, pos, start, end, value))
     }
 
     /// Splits the range that starts at `start` at `at`, strictly inside it:
@@ -699,119 +1007,280 @@ impl<V> RegionTree<V> {
     /// `start`, if `at` is not inside it, or if the tree is full.
     ///
     /// The result is exactly that of `set_bounds(start, start, at)` then
-    /// `insert(at, end, upper)`, without the passing gap `[at, end)` in
-    /// between, which would re-augment the successor's root path twice.
+    /// `insert(at, end, upper)`, in one step.
     pub fn split(&mut self, start: u64, at: u64, upper: V) -> Result<&mut V, V> {
-        let x = self.idx_of(start);
-        if x == NIL {
+        let Some(x) = self.at_of(start) else {
             return Err(upper);
-        }
-        let end = self.end(x);
-        if at <= start || at >= end {
-            return Err(upper);
-        }
-        // Shrink `x` but leave its successor's gap as it is: it is right
-        // again once `[at, end)` is back. `insert` finds `[at, end)` free
-        // between `x` and that successor, and re-augments what changes.
-        self.hm(x).end = at;
-        match self.insert(at, end, upper) {
-            Ok(()) => Ok(&mut self.cm(x).value),
-            Err(v) => {
-                self.hm(x).end = end;
-                Err(v)
-            }
+        };
+        match self.split_at(x, at, upper) {
+            Ok((lower, _)) => Ok(self.value_at_mut(lower).expect("a live range")),
+            Err(v) => Err(v),
         }
     }
+
+    /// [`split`](Self::split) of the range at `x`; returns the places of
+    /// the lower and upper pieces.
+    pub(crate) fn split_at(&mut self, x: At, at: u64, upper: V) -> Result<(At, At), V> {
+        let start = self.start_at(x);
+        let end = self.end_at(x);
+        if at <= start || at >= end || self.count >= MAX_RANGES {
+            return Err(upper);
+        }
+        // The upper piece goes right after `x`, in its leaf: the gaps do
+        // not change (the new one is empty, the successor's keeps its
+        // bounds), only the leaf's shape.
+        self.lfm(x.leaf).end[x.pos as usize] = at;
+        let u = self.leaf_insert(x.leaf, x.pos as usize + 1, at, end, upper);
+        let lower = self.pred_at(u).expect("the lower piece precedes");
+        Ok((lower, u))
+    }
+
+    // ----- removal ----------------------------------------------------------
 
     /// Removes the range that starts exactly at `start` and returns it.
     pub fn remove(&mut self, start: u64) -> Option<(u64, u64, V)> {
-        let z = self.idx_of(start);
-        if z == NIL {
-            return None;
-        }
-        let p = self.pred(z);
-        let pred_end = if p == NIL { 0 } else { self.end(p) };
-        let s = self.succ(z);
-        let succ_start = if s == NIL { None } else { Some(self.start(s)) };
+        let a = self.at_of(start)?;
+        Some(self.remove_at(a))
+    }
 
-        // The node to unlink: `z` itself, or (two children) its successor
-        // `s`, after swapping their contents so that `z`'s slot carries the
-        // successor's range and `s`'s slot carries the doomed one.
-        let [zl, zr] = self.h(z).children();
-        let dead = if zl != NIL && zr != NIL {
-            debug_assert_eq!(s, self.leftmost(zr));
-            self.swap_contents(z, s);
-            s
-        } else {
-            z
+    /// Removes the range at `a` and returns it.
+    pub(crate) fn remove_at(&mut self, a: At) -> (u64, u64, V) {
+        let (s, e, v, was_last, newlen, parent, nx) = {
+            let lf = self.lfm(a.leaf);
+            let pos = a.pos as usize;
+            let len = lf.len as usize;
+            let s = lf.start[pos];
+            let e = lf.end[pos];
+            let v = lf.vals[pos].take();
+            lf.end.copy_within(pos + 1..len, pos);
+            lf.start.copy_within(pos + 1..len, pos);
+            lf.vals[pos..len].rotate_left(1);
+            lf.end[len - 1] = u64::MAX;
+            lf.len -= 1;
+            (s, e, v, pos == len - 1, len - 1, lf.parent, lf.next)
         };
-        let [dl, dr] = self.h(dead).children();
-        debug_assert!(dl == NIL || dr == NIL);
-        let child = if dl != NIL { dl } else { dr };
-        let parent = self.c(dead).parent;
-        self.replace_child(parent, dead, child);
-        self.rebalance_to_root(parent);
-        let (end, cold) = self.free_slot(dead);
-
-        // The successor's gap now starts at the predecessor's end. (With
-        // two children, `z` now carries the successor's range: this also
-        // re-augments it, should the walk above have stopped below it.)
-        if let Some(ss) = succ_start {
-            let si = self.idx_of(ss);
-            debug_assert_ne!(si, NIL);
-            if si != NIL {
-                self.set_gap(si, ss - pred_end);
+        self.count -= 1;
+        let v = match v {
+            Some(v) => v,
+            None => unreachable!("a live slot holds a value"),
+        };
+        if parent == NIL {
+            if newlen == 0 {
+                self.leaves.clear();
+                self.nodes.clear();
+                self.root = NIL;
+                self.height = 0;
+            }
+            return (s, e, v);
+        }
+        if newlen >= MIN {
+            self.refresh_up(a.leaf, true);
+            if was_last && nx != NIL {
+                // The next leaf's first gap now starts lower.
+                self.refresh_up(nx, true);
+            }
+            return (s, e, v);
+        }
+        let mut dead = Dead::new();
+        self.rebalance_leaf(a.leaf, &mut dead);
+        self.free_dead(&mut dead);
+        if was_last {
+            if let Some(f) = self.find_at(s) {
+                self.refresh_up(f.leaf, true);
             }
         }
-        Some((cold.start, end, cold.value))
+        (s, e, v)
     }
 
-    /// Exchanges the ranges and payloads (not the links) of two nodes.
-    fn swap_contents(&mut self, a: u32, b: u32) {
-        debug_assert_ne!(a, b);
-        let (a, b) = (a as usize, b as usize);
-        let e = self.hot[a].end;
-        self.hot[a].end = self.hot[b].end;
-        self.hot[b].end = e;
-        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-        let (x, y) = self.cold.split_at_mut(hi);
-        let (ca, cb) = (&mut x[lo], &mut y[0]);
-        core::mem::swap(&mut ca.start, &mut cb.start);
-        core::mem::swap(&mut ca.gap, &mut cb.gap);
-        core::mem::swap(&mut ca.value, &mut cb.value);
-    }
-
-    /// Takes the (already unlinked) node `dead` out of the arena, moving
-    /// the last node into its slot and re-linking it.
-    fn free_slot(&mut self, dead: u32) -> (u64, Cold<V>) {
-        let last = (self.cold.len() - 1) as u32;
-        let hot = self.hot.swap_remove(dead as usize);
-        let cold = self.cold.swap_remove(dead as usize);
-        if dead != last {
-            // The node formerly at `last` now lives at `dead`.
-            let [l, r] = self.h(dead).children();
-            let p = self.c(dead).parent;
-            if p == NIL {
-                debug_assert_eq!(self.root, last);
-                self.root = dead;
+    /// Refills leaf `l` (not the root, short of [`MIN`] ranges) from a
+    /// sibling, or merges the two.
+    fn rebalance_leaf(&mut self, l: u32, dead: &mut Dead) {
+        let p = self.lf(l).parent;
+        let (left, right, jl) = {
+            let pn = self.nd(p);
+            let j = pn.slot_of(l);
+            if j + 1 < pn.len as usize {
+                (l, pn.child[j + 1], j)
             } else {
-                let ph = self.hm(p);
-                let side = (ph.child(R) == last) as usize;
-                debug_assert_eq!(ph.child(side), last);
-                ph.set_child(side, dead);
+                (pn.child[j - 1], l, j - 1)
             }
-            if l != NIL {
-                self.cm(l).parent = dead;
+        };
+        let (lf, rf) = two_mut(&mut self.leaves, left, right);
+        let (ll, rl) = (lf.len as usize, rf.len as usize);
+        if ll + rl <= MERGE_MAX {
+            lf.end[ll..ll + rl].copy_from_slice(&rf.end[..rl]);
+            lf.start[ll..ll + rl].copy_from_slice(&rf.start[..rl]);
+            for k in 0..rl {
+                lf.vals[ll + k] = rf.vals[k].take();
             }
-            if r != NIL {
-                self.cm(r).parent = dead;
+            lf.len = (ll + rl) as u32;
+            rf.len = 0;
+            lf.next = rf.next;
+            let nx = rf.next;
+            if nx != NIL {
+                self.lfm(nx).prev = left;
             }
+            dead.leaves[dead.nl] = right;
+            dead.nl += 1;
+            let (lp, lg) = self.leaf_summary(left);
+            let pn = self.ndm(p);
+            let len = pn.len as usize;
+            pn.pivot.copy_within(jl + 2..len, jl + 1);
+            pn.gap.copy_within(jl + 2..len, jl + 1);
+            pn.child.copy_within(jl + 2..len, jl + 1);
+            pn.pivot[len - 1] = u64::MAX;
+            pn.gap[len - 1] = 0;
+            pn.child[len - 1] = NIL;
+            pn.len -= 1;
+            pn.pivot[jl] = lp;
+            pn.gap[jl] = lg;
+            self.node_lost_child(p, dead);
+            return;
         }
-        if self.cold.is_empty() {
-            self.root = NIL;
+        // Even the two out.
+        let want = (ll + rl) / 2;
+        if ll < want {
+            let k = want - ll;
+            lf.end[ll..want].copy_from_slice(&rf.end[..k]);
+            lf.start[ll..want].copy_from_slice(&rf.start[..k]);
+            for x in 0..k {
+                lf.vals[ll + x] = rf.vals[x].take();
+            }
+            rf.end.copy_within(k..rl, 0);
+            rf.start.copy_within(k..rl, 0);
+            rf.vals[..rl].rotate_left(k);
+            rf.end[rl - k..].fill(u64::MAX);
+        } else {
+            let k = ll - want;
+            rf.end.copy_within(0..rl, k);
+            rf.start.copy_within(0..rl, k);
+            rf.vals[..rl + k].rotate_right(k);
+            rf.end[..k].copy_from_slice(&lf.end[want..ll]);
+            rf.start[..k].copy_from_slice(&lf.start[want..ll]);
+            for x in 0..k {
+                rf.vals[x] = lf.vals[want + x].take();
+            }
+            lf.end[want..].fill(u64::MAX);
         }
-        (hot.end, cold)
+        lf.len = want as u32;
+        rf.len = (ll + rl - want) as u32;
+        let (lp, lg) = self.leaf_summary(left);
+        let (rp, rg) = self.leaf_summary(right);
+        let pn = self.ndm(p);
+        pn.pivot[jl] = lp;
+        pn.gap[jl] = lg;
+        pn.pivot[jl + 1] = rp;
+        pn.gap[jl + 1] = rg;
+        self.refresh_up(p, false);
     }
+
+    /// Node `p`, whose records are right, lost a child: collapse the root,
+    /// refill or merge `p`, or just re-derive the records above.
+    fn node_lost_child(&mut self, p: u32, dead: &mut Dead) {
+        let (len, parent) = (self.nd(p).len as usize, self.nd(p).parent);
+        if parent == NIL {
+            if len == 1 {
+                let c = self.nd(p).child[0];
+                let leafy = self.nd(p).leafy;
+                self.set_parent(c, leafy, NIL);
+                self.root = c;
+                self.height -= 1;
+                dead.nodes[dead.nn] = p;
+                dead.nn += 1;
+            }
+            return;
+        }
+        if len >= MIN {
+            self.refresh_up(p, false);
+            return;
+        }
+        // Refill from a sibling or merge.
+        let (left, right, jl) = {
+            let g = self.nd(parent);
+            let j = g.slot_of(p);
+            if j + 1 < g.len as usize {
+                (p, g.child[j + 1], j)
+            } else {
+                (g.child[j - 1], p, j - 1)
+            }
+        };
+        let leafy = self.nd(p).leafy;
+        let (ln, rn) = two_mut(&mut self.nodes, left, right);
+        let (ll, rl) = (ln.len as usize, rn.len as usize);
+        if ll + rl <= MERGE_MAX {
+            ln.pivot[ll..ll + rl].copy_from_slice(&rn.pivot[..rl]);
+            ln.gap[ll..ll + rl].copy_from_slice(&rn.gap[..rl]);
+            ln.child[ll..ll + rl].copy_from_slice(&rn.child[..rl]);
+            ln.len = (ll + rl) as u32;
+            rn.len = 0;
+            for k in ll..ll + rl {
+                let c = self.nd(left).child[k];
+                self.set_parent(c, leafy, left);
+            }
+            dead.nodes[dead.nn] = right;
+            dead.nn += 1;
+            let (lp, lg) = self.nd(left).summary();
+            let g = self.ndm(parent);
+            let len = g.len as usize;
+            g.pivot.copy_within(jl + 2..len, jl + 1);
+            g.gap.copy_within(jl + 2..len, jl + 1);
+            g.child.copy_within(jl + 2..len, jl + 1);
+            g.pivot[len - 1] = u64::MAX;
+            g.gap[len - 1] = 0;
+            g.child[len - 1] = NIL;
+            g.len -= 1;
+            g.pivot[jl] = lp;
+            g.gap[jl] = lg;
+            self.node_lost_child(parent, dead);
+            return;
+        }
+        let want = (ll + rl) / 2;
+        if ll < want {
+            let k = want - ll;
+            ln.pivot[ll..want].copy_from_slice(&rn.pivot[..k]);
+            ln.gap[ll..want].copy_from_slice(&rn.gap[..k]);
+            ln.child[ll..want].copy_from_slice(&rn.child[..k]);
+            rn.pivot.copy_within(k..rl, 0);
+            rn.gap.copy_within(k..rl, 0);
+            rn.child.copy_within(k..rl, 0);
+            rn.pivot[rl - k..].fill(u64::MAX);
+            rn.gap[rl - k..].fill(0);
+            rn.child[rl - k..].fill(NIL);
+            ln.len = want as u32;
+            rn.len = (rl - k) as u32;
+            for x in ll..want {
+                let c = self.nd(left).child[x];
+                self.set_parent(c, leafy, left);
+            }
+        } else {
+            let k = ll - want;
+            rn.pivot.copy_within(0..rl, k);
+            rn.gap.copy_within(0..rl, k);
+            rn.child.copy_within(0..rl, k);
+            rn.pivot[..k].copy_from_slice(&ln.pivot[want..ll]);
+            rn.gap[..k].copy_from_slice(&ln.gap[want..ll]);
+            rn.child[..k].copy_from_slice(&ln.child[want..ll]);
+            ln.pivot[want..].fill(u64::MAX);
+            ln.gap[want..].fill(0);
+            ln.child[want..].fill(NIL);
+            ln.len = want as u32;
+            rn.len = (rl + k) as u32;
+            for x in 0..k {
+                let c = self.nd(right).child[x];
+                self.set_parent(c, leafy, right);
+            }
+        }
+        let (lp, lg) = self.nd(left).summary();
+        let (rp, rg) = self.nd(right).summary();
+        let g = self.ndm(parent);
+        g.pivot[jl] = lp;
+        g.gap[jl] = lg;
+        g.pivot[jl + 1] = rp;
+        g.gap[jl + 1] = rg;
+        self.refresh_up(parent, false);
+    }
+
+    // ----- bounds ---------------------------------------------------------
 
     /// Moves the range that starts at `start` to `[new_start, new_end)`,
     /// keeping its payload: splitting, merging, expanding and shrinking a
@@ -826,39 +1295,42 @@ impl<V> RegionTree<V> {
         if new_start >= new_end {
             return false;
         }
-        let x = self.idx_of(start);
-        if x == NIL {
+        let Some(x) = self.at_of(start) else {
             return false;
-        }
-        let p = self.pred(x);
-        let s = self.succ(x);
-        let pred_end = if p == NIL { 0 } else { self.end(p) };
-        let fits_in_place = pred_end <= new_start && (s == NIL || new_end <= self.start(s));
-        if fits_in_place {
-            self.cm(x).start = new_start;
-            self.hm(x).end = new_end;
-            self.set_gap(x, new_start - pred_end);
-            if s != NIL {
-                let g = self.start(s) - new_end;
-                self.set_gap(s, g);
-            }
+        };
+        let pred_end = self.pred_at(x).map_or(0, |p| self.end_at(p));
+        let s = self.succ_at(x);
+        if pred_end <= new_start && s.map_or(true, |s| new_end <= self.start_at(s)) {
+            self.set_bounds_at(x, new_start, new_end);
             return true;
         }
         // Moving past a neighbour: check against every range but `x`.
-        let mut c = self.find_idx(new_start);
-        if c == x {
+        let mut c = self.find_at(new_start);
+        if c == Some(x) {
             c = s;
         }
-        if c != NIL && self.start(c) < new_end {
+        if c.is_some_and(|c| self.start_at(c) < new_end) {
             return false;
         }
-        match self.remove(start) {
-            Some((_, _, v)) => {
-                let r = self.insert(new_start, new_end, v);
-                debug_assert!(r.is_ok());
-                r.is_ok()
-            }
-            None => false,
+        let (_, _, v) = self.remove_at(x);
+        let r = self.insert(new_start, new_end, v);
+        debug_assert!(r.is_ok());
+        r.is_ok()
+    }
+
+    /// Gives the range at `x` the bounds `[new_start, new_end)`, which the
+    /// caller has checked lie between its neighbours.
+    pub(crate) fn set_bounds_at(&mut self, x: At, new_start: u64, new_end: u64) {
+        debug_assert!(new_start < new_end);
+        let lf = self.lfm(x.leaf);
+        let p = x.pos as usize;
+        lf.start[p] = new_start;
+        lf.end[p] = new_end;
+        let (last, nx) = (p + 1 == lf.len as usize, lf.next);
+        self.refresh_up(x.leaf, true);
+        if last && nx != NIL {
+            // The next leaf's first gap starts at this range's end.
+            self.refresh_up(nx, true);
         }
     }
 
@@ -867,8 +1339,16 @@ impl<V> RegionTree<V> {
     /// The gap above the last range: `[last.end, u64::MAX)`, or the whole
     /// space if the tree is empty.
     fn top_gap(&self) -> (u64, u64) {
-        let r = self.rightmost(self.root);
-        let s = if r == NIL { 0 } else { self.end(r) };
+        let r = self.root;
+        let s = if r == NIL {
+            0
+        } else if self.height == 0 {
+            let l = self.lf(r);
+            l.end[l.len as usize - 1]
+        } else {
+            let n = self.nd(r);
+            n.pivot[n.len as usize - 1]
+        };
         (s, u64::MAX)
     }
 
@@ -886,8 +1366,11 @@ impl<V> RegionTree<V> {
         if let Some(g) = clip_fit(ts, te, low, high, size) {
             return Some(g);
         }
+        if self.root == NIL {
+            return None;
+        }
         let w = Window { low, high, size };
-        self.search(self.root, 0, u64::MAX, &w, R)
+        self.search(self.root, self.height, 0, &w, R)
     }
 
     /// Bottom-up free-area search: like [`highest_gap`](Self::highest_gap)
@@ -897,225 +1380,270 @@ impl<V> RegionTree<V> {
         if low >= high || high - low < size {
             return None;
         }
-        let w = Window { low, high, size };
-        if let Some(g) = self.search(self.root, 0, u64::MAX, &w, L) {
-            return Some(g);
+        if self.root != NIL {
+            let w = Window { low, high, size };
+            if let Some(g) = self.search(self.root, self.height, 0, &w, L) {
+                return Some(g);
+            }
         }
         let (ts, te) = self.top_gap();
         clip_fit(ts, te, low, high, size)
     }
 
-    /// Whether the subtree at `i`, whose gaps all lie in `[lo, hi)`, may
-    /// hold a fitting clipped gap: it exists, its longest gap is long
-    /// enough, and its bounds clipped to the window still are.
-    #[inline]
-    fn viable(&self, i: u32, lo: u64, hi: u64, w: &Window) -> bool {
-        i != NIL && self.c(i).max_gap >= w.size && clip_fit(lo, hi, w.low, w.high, w.size).is_some()
-    }
-
-    /// The highest (`first == R`) or lowest (`first == L`) fitting clipped
-    /// gap below a node of the subtree at `i`, whose gaps all lie in
-    /// `[lo, hi)`. Recursion depth is at most the tree height.
-    ///
-    /// In order: the subtree on side `first`, the node's own gap, then the
-    /// other subtree. The last step is a loop rather than a call, and
-    /// subtrees that cannot hold an answer are skipped before calling, so
-    /// that a descent along one spine costs no calls at all.
-    fn search(&self, i: u32, lo: u64, hi: u64, w: &Window, first: usize) -> Option<(u64, u64)> {
-        if !self.viable(i, lo, hi, w) {
-            return None;
-        }
-        let (mut i, mut lo, mut hi) = (i, lo, hi);
-        loop {
-            // Invariant: `viable(i, lo, hi, w)`.
-            if w.low <= lo && hi <= w.high {
-                // Nothing in here is clipped: descend greedily.
-                return self.greedy(i, w.size, first);
-            }
-            let c = self.c(i);
-            let [l, r] = self.h(i).children();
-            let gap_start = c.start - c.gap;
-            let end = self.end(i);
-            // (child, lo, hi) of the subtree searched first and last.
-            let (a, b) = if first == R {
-                ((r, end, hi), (l, lo, gap_start))
-            } else {
-                ((l, lo, gap_start), (r, end, hi))
-            };
-            if self.viable(a.0, a.1, a.2, w) {
-                if let Some(g) = self.search(a.0, a.1, a.2, w, first) {
+    /// The highest (`dir == R`) or lowest (`dir == L`) fitting clipped gap
+    /// below a range of the subtree at `i` (`h` levels above the leaves),
+    /// whose first range's predecessor ends at `lo`. Recursion depth is at
+    /// most the tree height.
+    fn search(&self, i: u32, h: u32, lo: u64, w: &Window, dir: usize) -> Option<(u64, u64)> {
+        if h == 0 {
+            let l = self.lf(i);
+            let n = l.len as usize;
+            for t in 0..n {
+                let k = if dir == R { n - 1 - t } else { t };
+                let gs = if k == 0 { lo } else { l.end[k - 1] };
+                let ge = l.start[k];
+                if let Some(g) = clip_fit(gs, ge, w.low, w.high, w.size) {
                     return Some(g);
                 }
             }
-            if let Some(g) = clip_fit(gap_start, c.start, w.low, w.high, w.size) {
+            return None;
+        }
+        let nd = self.nd(i);
+        let n = nd.len as usize;
+        for t in 0..n {
+            let j = if dir == R { n - 1 - t } else { t };
+            if nd.gap[j] < w.size {
+                continue;
+            }
+            let clo = if j == 0 { lo } else { nd.pivot[j - 1] };
+            let chi = nd.pivot[j];
+            if clip_fit(clo, chi, w.low, w.high, w.size).is_none() {
+                continue;
+            }
+            if w.low <= clo && chi <= w.high {
+                // Nothing in there is clipped: the max gap is an answer.
+                return self.greedy(nd.child[j], h - 1, clo, w.size, dir);
+            }
+            if let Some(g) = self.search(nd.child[j], h - 1, clo, w, dir) {
                 return Some(g);
             }
-            if !self.viable(b.0, b.1, b.2, w) {
-                return None;
-            }
-            (i, lo, hi) = b;
         }
+        None
     }
 
-    /// The highest (`first == R`) or lowest (`first == L`) gap of at least
-    /// `size` below a node of the subtree at `top`, which must have
-    /// `max_gap >= size`.
-    fn greedy(&self, top: u32, size: u64, first: usize) -> Option<(u64, u64)> {
-        let second = 1 - first;
-        let mut i = top;
-        while i != NIL {
-            let child = self.h(i).children();
-            let c = self.c(i);
-            if self.max_gap(child[first]) >= size {
-                i = child[first];
-            } else if c.gap >= size {
-                return Some((c.start - c.gap, c.start));
-            } else {
-                i = child[second];
+    /// The highest (`dir == R`) or lowest (`dir == L`) gap of at least
+    /// `size` below a range of the subtree at `i` (`h` levels above the
+    /// leaves, first predecessor's end `lo`), which its parent records with
+    /// a max gap `>= size`.
+    fn greedy(&self, mut i: u32, mut h: u32, mut lo: u64, size: u64, dir: usize) -> Option<(u64, u64)> {
+        while h > 0 {
+            let nd = self.nd(i);
+            let n = nd.len as usize;
+            let mut found = None;
+            for t in 0..n {
+                let j = if dir == R { n - 1 - t } else { t };
+                if nd.gap[j] >= size {
+                    found = Some(j);
+                    break;
+                }
+            }
+            let j = found?;
+            if j > 0 {
+                lo = nd.pivot[j - 1];
+            }
+            i = nd.child[j];
+            h -= 1;
+        }
+        let l = self.lf(i);
+        let n = l.len as usize;
+        for t in 0..n {
+            let k = if dir == R { n - 1 - t } else { t };
+            let gs = if k == 0 { lo } else { l.end[k - 1] };
+            if l.start[k] - gs >= size {
+                return Some((gs, l.start[k]));
             }
         }
-        debug_assert!(self.max_gap(top) < size, "max_gap promised a missing gap");
+        debug_assert!(false, "max_gap promised a missing gap");
         None
     }
 
     // ----- checker --------------------------------------------------------
 
-    /// Debug checker: verifies links, ordering, disjointness, AVL balance
-    /// and every augmented field (recomputed from scratch). Returns a
+    /// Debug checker: verifies links, shape, ordering, disjointness and
+    /// every augmented record (recomputed from scratch). Returns a
     /// description of the first violation found.
     pub fn check(&self) -> Result<(), String> {
         use alloc::format;
         use alloc::vec;
-        let len = self.cold.len();
-        if self.hot.len() != len {
-            return Err(format!("{} hot vs {len} cold nodes", self.hot.len()));
-        }
-        if len >= NIL as usize {
-            return Err(format!("{len} nodes exceeds the index space"));
-        }
-        if (self.root == NIL) != (len == 0) {
-            return Err(format!("root {} with {len} nodes", self.root));
-        }
-        if len == 0 {
+        if self.root == NIL {
+            if self.count != 0 || !self.leaves.is_empty() || !self.nodes.is_empty() {
+                return Err(format!(
+                    "empty root with {} ranges, {} leaves, {} nodes",
+                    self.count,
+                    self.leaves.len(),
+                    self.nodes.len()
+                ));
+            }
             return Ok(());
         }
-        if self.root as usize >= len {
-            return Err(format!("root {} out of bounds", self.root));
-        }
-        if self.c(self.root).parent != NIL {
-            return Err("root has a parent".into());
-        }
-        // Structure: breadth-first from the root, each node seen once.
-        let mut seen = vec![false; len];
-        let mut order: Vec<u32> = Vec::with_capacity(len);
-        order.push(self.root);
-        seen[self.root as usize] = true;
-        let mut k = 0;
-        while k < order.len() {
-            let i = order[k];
-            k += 1;
-            for c in self.h(i).children() {
-                if c == NIL {
-                    continue;
+        // Structure: depth-first from the root, each node seen once; the
+        // leaves in the order met.
+        let mut seen_l = vec![false; self.leaves.len()];
+        let mut seen_n = vec![false; self.nodes.len()];
+        let mut order: Vec<u32> = Vec::new();
+        // (index, level above the leaves, expected parent)
+        let mut stack: Vec<(u32, u32, u32)> = vec![(self.root, self.height, NIL)];
+        while let Some((i, h, parent)) = stack.pop() {
+            if h == 0 {
+                let Some(l) = self.leaves.get(i as usize) else {
+                    return Err(format!("leaf {i} out of bounds"));
+                };
+                if seen_l[i as usize] {
+                    return Err(format!("leaf {i} reached twice"));
                 }
-                if c as usize >= len {
-                    return Err(format!("node {i}: child {c} out of bounds"));
+                seen_l[i as usize] = true;
+                if l.parent != parent {
+                    return Err(format!("leaf {i}: parent {} != {parent}", l.parent));
                 }
-                if seen[c as usize] {
-                    return Err(format!("node {c} reached twice"));
+                let n = l.len as usize;
+                if n == 0 || n > B {
+                    return Err(format!("leaf {i}: {n} ranges"));
                 }
-                seen[c as usize] = true;
-                if self.c(c).parent != i {
-                    return Err(format!("node {c}: parent {} != {i}", self.c(c).parent));
+                for k in 0..B {
+                    if (k < n) != l.vals[k].is_some() {
+                        return Err(format!("leaf {i}: slot {k} value presence"));
+                    }
+                    if k >= n && l.end[k] != u64::MAX {
+                        return Err(format!("leaf {i}: unused slot {k} end"));
+                    }
                 }
-                order.push(c);
+                order.push(i);
+            } else {
+                let Some(nd) = self.nodes.get(i as usize) else {
+                    return Err(format!("node {i} out of bounds"));
+                };
+                if seen_n[i as usize] {
+                    return Err(format!("node {i} reached twice"));
+                }
+                seen_n[i as usize] = true;
+                if nd.parent != parent {
+                    return Err(format!("node {i}: parent {} != {parent}", nd.parent));
+                }
+                if nd.leafy != (h == 1) {
+                    return Err(format!("node {i}: leafy {} at level {h}", nd.leafy));
+                }
+                let n = nd.len as usize;
+                let min = if parent == NIL { 2 } else { 1 };
+                if n < min || n > B {
+                    return Err(format!("node {i}: {n} children"));
+                }
+                for k in n..B {
+                    if nd.pivot[k] != u64::MAX || nd.gap[k] != 0 || nd.child[k] != NIL {
+                        return Err(format!("node {i}: unused slot {k} not cleared"));
+                    }
+                }
+                for k in (0..n).rev() {
+                    stack.push((nd.child[k], h - 1, i));
+                }
             }
         }
-        if order.len() != len {
-            return Err(format!("{} of {len} nodes reachable", order.len()));
+        if order.len() != self.leaves.len() {
+            return Err(format!("{} of {} leaves reachable", order.len(), self.leaves.len()));
         }
-        // Ordering and gaps, in order.
+        if seen_n.iter().any(|s| !s) {
+            return Err("unreachable node".into());
+        }
+        // Leaf links follow the in-order walk.
+        for (k, &i) in order.iter().enumerate() {
+            let l = self.lf(i);
+            let want_prev = if k == 0 { NIL } else { order[k - 1] };
+            let want_next = order.get(k + 1).copied().unwrap_or(NIL);
+            if l.prev != want_prev || l.next != want_next {
+                return Err(format!("leaf {i}: links {}/{}", l.prev, l.next));
+            }
+        }
+        // Ordering, and every leaf's record.
         let mut prev_end = 0u64;
         let mut prev_start = None;
         let mut count = 0usize;
-        let mut i = self.leftmost(self.root);
-        while i != NIL {
-            let (s, e, gap) = (self.start(i), self.end(i), self.c(i).gap);
-            if s >= e {
-                return Err(format!("empty range [{s:#x}, {e:#x})"));
+        // (pivot, max gap) per leaf.
+        let mut leaf_rec = vec![(0u64, 0u64); self.leaves.len()];
+        for &i in &order {
+            let l = self.lf(i);
+            let mut m = 0;
+            for k in 0..l.len as usize {
+                let (s, e) = (l.start[k], l.end[k]);
+                if s >= e {
+                    return Err(format!("empty range [{s:#x}, {e:#x})"));
+                }
+                if let Some(ps) = prev_start {
+                    if s <= ps {
+                        return Err(format!("start {s:#x} not above {ps:#x}"));
+                    }
+                }
+                if s < prev_end {
+                    return Err(format!(
+                        "range [{s:#x}, {e:#x}) overlaps the one ending at {prev_end:#x}"
+                    ));
+                }
+                m = m.max(s - prev_end);
+                prev_end = e;
+                prev_start = Some(s);
+                count += 1;
             }
-            if let Some(ps) = prev_start {
-                if s <= ps {
-                    return Err(format!("start {s:#x} not above {ps:#x}"));
+            leaf_rec[i as usize] = (prev_end, m);
+        }
+        if count != self.count {
+            return Err(format!("{count} ranges in leaves, count says {}", self.count));
+        }
+        // Node records, bottom-up.
+        let rec = |i: u32, h: u32, node_rec: &[(u64, u64)]| -> (u64, u64) {
+            if h == 0 {
+                leaf_rec[i as usize]
+            } else {
+                node_rec[i as usize]
+            }
+        };
+        let mut node_rec = vec![(0u64, 0u64); self.nodes.len()];
+        // Levels from the bottom: collect nodes per level.
+        let mut levels: Vec<Vec<u32>> = vec![Vec::new(); self.height as usize + 1];
+        let mut st: Vec<(u32, u32)> = vec![(self.root, self.height)];
+        while let Some((i, h)) = st.pop() {
+            levels[h as usize].push(i);
+            if h > 0 {
+                let nd = self.nd(i);
+                for k in 0..nd.len as usize {
+                    st.push((nd.child[k], h - 1));
                 }
             }
-            if s < prev_end {
-                return Err(format!(
-                    "range [{s:#x}, {e:#x}) overlaps the one ending at {prev_end:#x}"
-                ));
-            }
-            if gap != s - prev_end {
-                return Err(format!(
-                    "range [{s:#x}, {e:#x}): gap {gap:#x}, expected {:#x}",
-                    s - prev_end
-                ));
-            }
-            prev_end = e;
-            prev_start = Some(s);
-            count += 1;
-            i = self.succ(i);
         }
-        if count != len {
-            return Err(format!("in-order walk saw {count} of {len} nodes"));
-        }
-        // Heights, balance and max_gap, children before parents.
-        let mut hs = vec![0u8; len];
-        let mut mg = vec![0u64; len];
-        for &i in order.iter().rev() {
-            let c = self.c(i);
-            let [l, r] = self.h(i).children();
-            let (hl, ml) = if l == NIL {
-                (0, 0)
-            } else {
-                (hs[l as usize], mg[l as usize])
-            };
-            let (hr, mr) = if r == NIL {
-                (0, 0)
-            } else {
-                (hs[r as usize], mg[r as usize])
-            };
-            if hl.abs_diff(hr) > 1 {
-                return Err(format!("node {i}: unbalanced ({hl} vs {hr})"));
+        for h in 1..=self.height {
+            for &i in &levels[h as usize] {
+                let nd = self.nd(i);
+                let mut m = 0;
+                for k in 0..nd.len as usize {
+                    let (p, g) = rec(nd.child[k], h - 1, &node_rec);
+                    if nd.pivot[k] != p || nd.gap[k] != g {
+                        return Err(format!(
+                            "node {i} slot {k}: record ({:#x}, {:#x}), expected ({p:#x}, {g:#x})",
+                            nd.pivot[k], nd.gap[k]
+                        ));
+                    }
+                    m = m.max(g);
+                }
+                node_rec[i as usize] = (nd.pivot[nd.len as usize - 1], m);
             }
-            let eh = 1 + hl.max(hr);
-            let em = c.gap.max(ml).max(mr);
-            if c.height != eh {
-                return Err(format!("node {i}: height {}, expected {eh}", c.height));
-            }
-            if c.max_gap != em {
-                return Err(format!(
-                    "node {i}: max_gap {:#x}, expected {em:#x}",
-                    c.max_gap
-                ));
-            }
-            hs[i as usize] = eh;
-            mg[i as usize] = em;
         }
         Ok(())
     }
 }
 
-/// The clipping window and size of a gap search.
-struct Window {
-    low: u64,
-    high: u64,
-    size: u64,
-}
-
-/// Ascending in-order walk, stopping at the first range with `start >= hi`.
+/// Ascending walk along the leaves, stopping at the first range with
+/// `start >= hi`.
 struct Iter<'a, V> {
     tree: &'a RegionTree<V>,
-    cur: u32,
+    leaf: u32,
+    pos: u32,
     hi: u64,
 }
 
@@ -1123,18 +1651,24 @@ impl<'a, V> Iterator for Iter<'a, V> {
     type Item = (u64, u64, &'a V);
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.cur == NIL {
+        if self.leaf == NIL {
             return None;
         }
         let tree = self.tree;
-        let i = self.cur;
-        let c = tree.c(i);
-        if c.start >= self.hi {
-            self.cur = NIL;
+        let l = tree.lf(self.leaf);
+        let p = self.pos as usize;
+        let s = l.start[p];
+        if s >= self.hi {
+            self.leaf = NIL;
             return None;
         }
-        self.cur = tree.succ(i);
-        Some((c.start, tree.end(i), &c.value))
+        let item = (s, l.end[p], l.vals[p].as_ref()?);
+        self.pos += 1;
+        if self.pos >= l.len {
+            self.leaf = l.next;
+            self.pos = 0;
+        }
+        Some(item)
     }
 }
 
@@ -1157,12 +1691,11 @@ mod tests {
     }
 
     #[test]
-    fn node_overhead_is_48_bytes() {
-        // Per-range overhead: hot + cold parts.
-        assert_eq!(core::mem::size_of::<Hot>(), 16);
-        assert_eq!(core::mem::align_of::<Hot>(), 16);
-        assert_eq!(core::mem::size_of::<Cold<()>>(), 32);
-        assert_eq!(core::mem::size_of::<Cold<u64>>(), 40);
+    fn node_sizes() {
+        // A leaf: 16 x (end + start + value) plus four links/counts.
+        assert_eq!(core::mem::size_of::<Leaf<()>>(), 16 * 16 + 16);
+        assert_eq!(core::mem::size_of::<Leaf<u64>>(), 16 * 32 + 16);
+        assert_eq!(core::mem::size_of::<Node>(), 16 * 20 + 16);
     }
 
     #[test]
@@ -1326,7 +1859,7 @@ mod tests {
     #[test]
     fn split_is_set_bounds_then_insert() {
         // Scrambled ranges with gaps; split each at every inner point in
-        // turn and compare with the two-step version, structure included.
+        // turn and compare with the two-step version.
         let mut ranges = Vec::new();
         for k in 0..120u64 {
             let s = (k * 7919) % 120 * 20;
@@ -1341,18 +1874,12 @@ mod tests {
                 assert!(b.set_bounds(s, s, at));
                 assert!(b.insert(at, e, 999).is_ok());
                 a.check().unwrap();
-                assert_eq!(a.root, b.root);
-                assert_eq!(a.hot.len(), b.hot.len());
-                for i in 0..a.hot.len() {
-                    assert_eq!(
-                        (a.hot[i].end, a.hot[i].links),
-                        (b.hot[i].end, b.hot[i].links)
-                    );
-                    let (x, y) = (&a.cold[i], &b.cold[i]);
-                    assert_eq!(
-                        (x.start, x.gap, x.max_gap, x.parent, x.height, x.value),
-                        (y.start, y.gap, y.max_gap, y.parent, y.height, y.value)
-                    );
+                let x: Vec<_> = a.iter().map(|(s, e, v)| (s, e, *v)).collect();
+                let y: Vec<_> = b.iter().map(|(s, e, v)| (s, e, *v)).collect();
+                assert_eq!(x, y);
+                for &(lo, hi, sz) in &[(0, MAX, 1), (0, MAX, 16), (0, 1200, 3), (500, 2000, 10)] {
+                    assert_eq!(a.highest_gap(lo, hi, sz), b.highest_gap(lo, hi, sz));
+                    assert_eq!(a.lowest_gap(lo, hi, sz), b.lowest_gap(lo, hi, sz));
                 }
             }
         }
@@ -1458,20 +1985,157 @@ mod tests {
 
     #[test]
     fn check_catches_corruption() {
-        let mut t = tree(&[(10, 20), (30, 40), (50, 60)]);
-        t.cold[0].gap += 1;
-        assert!(t.check().is_err());
-        let mut t = tree(&[(10, 20), (30, 40), (50, 60)]);
-        let r = t.root;
-        t.cm(r).max_gap = 0;
-        assert!(t.check().is_err());
-        let mut t = tree(&[(10, 20), (30, 40), (50, 60)]);
-        let r = t.root;
-        t.cm(r).height = 5;
-        assert!(t.check().is_err());
-        let mut t = tree(&[(10, 20), (30, 40), (50, 60)]);
-        let r = t.root;
-        t.hm(r).end = 55;
-        assert!(t.check().is_err());
+        let big: Vec<(u64, u64)> = (0..200u64).map(|k| (k * 10, k * 10 + 5)).collect();
+        let t = tree(&big);
+        assert!(t.height >= 1);
+        let mut c = t.clone();
+        c.leaves[0].start[1] -= 1;
+        assert!(c.check().is_err());
+        let mut c = t.clone();
+        let r = c.root as usize;
+        c.nodes[r].gap[0] += 1;
+        assert!(c.check().is_err());
+        let mut c = t.clone();
+        c.nodes[r].pivot[0] -= 1;
+        assert!(c.check().is_err());
+        let mut c = t.clone();
+        c.leaves[1].next = NIL;
+        assert!(c.check().is_err());
+        let mut c = t.clone();
+        c.leaves[2].parent = NIL;
+        assert!(c.check().is_err());
+        let mut c = t.clone();
+        c.count += 1;
+        assert!(c.check().is_err());
+        let mut c = tree(&[(10, 20), (30, 40), (50, 60)]);
+        let r = c.root as usize;
+        c.leaves[r].end[1] = 55;
+        assert!(c.check().is_err());
+        let mut c = tree(&[(10, 20), (30, 40), (50, 60)]);
+        c.leaves[r].end[3] = 70;
+        assert!(c.check().is_err());
+    }
+
+    /// A deterministic pseudo-random sequence.
+    fn lcg(x: &mut u64) -> u64 {
+        *x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *x >> 33
+    }
+
+    /// Checks the tree against a sorted list of its ranges.
+    fn same(t: &RegionTree<u32>, m: &alloc::collections::BTreeMap<u64, (u64, u32)>) {
+        t.check().unwrap();
+        let a: Vec<_> = t.iter().map(|(s, e, v)| (s, e, *v)).collect();
+        let b: Vec<_> = m.iter().map(|(&s, &(e, v))| (s, e, v)).collect();
+        assert_eq!(a, b);
+        assert_eq!(t.len(), m.len());
+    }
+
+    #[test]
+    fn grow_and_shrink_in_every_order() {
+        use alloc::collections::BTreeMap;
+        for order in 0..4 {
+            let n = 3000u64;
+            let mut t = RegionTree::new();
+            let mut m = BTreeMap::new();
+            let key = |k: u64| match order {
+                0 => k,
+                1 => n - 1 - k,
+                2 => (k * 7919) % n,
+                _ => (k % 2) * (n / 2) + k / 2,
+            };
+            for k in 0..n {
+                let s = key(k) * 16;
+                assert!(t.insert(s, s + 8, k as u32).is_ok());
+                m.insert(s, (s + 8, k as u32));
+                if k % 97 == 0 {
+                    same(&t, &m);
+                }
+            }
+            same(&t, &m);
+            assert!(t.height >= 2);
+            for k in 0..n {
+                let s = key((k * 31) % n) * 16;
+                assert_eq!(t.remove(s).map(|r| r.0), Some(s));
+                m.remove(&s);
+                if k % 89 == 0 {
+                    same(&t, &m);
+                }
+            }
+            same(&t, &m);
+            assert!(t.is_empty());
+            assert!(t.leaves.is_empty() && t.nodes.is_empty());
+        }
+    }
+
+    #[test]
+    fn random_updates_against_a_map() {
+        use alloc::collections::BTreeMap;
+        let mut x = 7u64;
+        let mut t = RegionTree::new();
+        let mut m: BTreeMap<u64, (u64, u32)> = BTreeMap::new();
+        for step in 0..20_000u32 {
+            let op = lcg(&mut x) % 10;
+            let a = lcg(&mut x) % 4000;
+            match op {
+                0..=4 => {
+                    let e = a + 1 + lcg(&mut x) % 6;
+                    let free = m.range(..e).next_back().map_or(true, |(_, &(pe, _))| pe <= a);
+                    assert_eq!(t.insert(a, e, step).is_ok(), free);
+                    if free {
+                        m.insert(a, (e, step));
+                    }
+                }
+                5..=7 => {
+                    let s = m.range(a..).next().map(|(&s, _)| s).unwrap_or(a);
+                    let want = m.remove(&s).map(|(e, v)| (s, e, v));
+                    assert_eq!(t.remove(s), want);
+                }
+                8 => {
+                    if let Some((&s, &(e, v))) = m.range(a..).next() {
+                        if e - s >= 2 {
+                            let at = s + 1;
+                            assert_eq!(t.split(s, at, step).map(|v| *v), Ok(v));
+                            m.insert(s, (at, v));
+                            m.insert(at, (e, step));
+                        }
+                    }
+                }
+                _ => {
+                    if let Some((&s, &(e, v))) = m.range(a..).next() {
+                        let ns = s.saturating_sub(lcg(&mut x) % 3);
+                        let ne = e + lcg(&mut x) % 3;
+                        let ok = m
+                            .iter()
+                            .all(|(&s2, &(e2, _))| s2 == s || e2 <= ns || ne <= s2);
+                        assert_eq!(t.set_bounds(s, ns, ne), ok);
+                        if ok {
+                            m.remove(&s);
+                            m.insert(ns, (ne, v));
+                        }
+                    }
+                }
+            }
+            if step % 50 == 0 {
+                same(&t, &m);
+                // Gap searches against a scan.
+                let mut gaps = Vec::new();
+                let mut pe = 0;
+                for (&s, &(e, _)) in &m {
+                    gaps.push((pe, s));
+                    pe = e;
+                }
+                gaps.push((pe, MAX));
+                let (low, high) = (lcg(&mut x) % 4000, 2000 + lcg(&mut x) % 4000);
+                let size = 1 + lcg(&mut x) % 8;
+                let fits: Vec<_> = gaps
+                    .iter()
+                    .filter_map(|&(s, e)| clip_fit(s, e, low, high, size))
+                    .collect();
+                assert_eq!(t.highest_gap(low, high, size), fits.last().copied());
+                assert_eq!(t.lowest_gap(low, high, size), fits.first().copied());
+            }
+        }
+        same(&t, &m);
     }
 }

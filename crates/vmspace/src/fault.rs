@@ -1,0 +1,552 @@
+//! The CPU's side of memory access and the page-fault handler
+//! (`arch/x86/mm/fault.c`, `mm/memory.c`).
+//!
+//! # Design
+//!
+//! An access to a page first walks the page tables as the MMU would
+//! ([`AddressSpace::translate`]): a present entry that grants the access
+//! gets its accessed (and for a write, dirty) bit and the access proceeds.
+//! Anything else is a page fault, handled in Linux's order of decisions:
+//!
+//! 1. a non-canonical address is a general-protection fault (`SIGSEGV`,
+//!    `SI_KERNEL`, address 0); an address in the kernel half is `SEGV_MAPERR`
+//!    (an instruction fetch from the vsyscall page is emulated instead);
+//! 2. no region at or above the address: `SEGV_MAPERR`; a region above that
+//!    grows down is extended to the address if the stack limits allow
+//!    (`expand_downwards`), else `SEGV_MAPERR`;
+//! 3. an access the region forbids: `SEGV_ACCERR` — decided as x86's
+//!    `access_error` does, so a fetch from a non-executable page first faults
+//!    the page in for read and only then fails on the no-execute bit;
+//! 4. otherwise the kind of fault: a read of never-touched anonymous memory
+//!    maps the shared zero page; a write allocates a zeroed frame (giving
+//!    the region its `anon_vma`); a write to a read-only entry of a writable
+//!    private region copies or reuses the page (`do_wp_page`); shared
+//!    anonymous memory takes its page from the shmem object.
+//!
+//! The fault is then retried, as the CPU would retry the instruction.
+//!
+//! Counters: `rss` by type and `hiwater_rss` (which Linux samples before
+//! every unmap, so it is the true peak), and minor/major fault counts.
+
+use alloc::collections::BTreeMap;
+
+use crate::addr::PAGE_SIZE;
+use crate::file::InodeId;
+use crate::flags::VmFlags;
+use crate::layout::{TASK_SIZE, VSYSCALL_START};
+use crate::mm::AddressSpace;
+use crate::pgtable::{self, bits, page_prot, PageTables};
+use crate::phys::{Frame, FrameFlags, PhysMem};
+use crate::system::Kernel;
+use crate::vma::Vma;
+
+/// `SIGBUS`.
+pub const SIGBUS: i32 = 7;
+/// `SIGKILL`.
+pub const SIGKILL: i32 = 9;
+/// `SIGSEGV`.
+pub const SIGSEGV: i32 = 11;
+/// `si_code`: address not mapped.
+pub const SEGV_MAPERR: i32 = 1;
+/// `si_code`: access not permitted.
+pub const SEGV_ACCERR: i32 = 2;
+/// `si_code`: object-specific hardware error (access beyond the end of a file).
+pub const BUS_ADRERR: i32 = 2;
+/// `si_code`: sent by the kernel (general protection).
+pub const SI_KERNEL: i32 = 0x80;
+
+/// The signal an access raised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SigInfo {
+    /// Signal number.
+    pub signo: i32,
+    /// `si_code`.
+    pub code: i32,
+    /// `si_addr`.
+    pub addr: u64,
+}
+
+/// What an access does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A data read.
+    Read,
+    /// A data write.
+    Write,
+    /// An instruction fetch.
+    Exec,
+}
+
+/// Why an access did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultError {
+    /// The process gets a signal.
+    Signal(SigInfo),
+    /// No frame could be found: the out-of-memory killer's business.
+    OutOfMemory,
+}
+
+fn segv(code: i32, addr: u64) -> FaultError {
+    FaultError::Signal(SigInfo {
+        signo: SIGSEGV,
+        code,
+        addr,
+    })
+}
+
+/// Page-level state of an address space: page tables, resident-set
+/// counters, fault counts.
+#[derive(Clone, Debug, Default)]
+pub struct MemState {
+    /// The page tables, created on first use.
+    pub tables: Option<PageTables>,
+    /// `MM_ANONPAGES`.
+    pub rss_anon: u64,
+    /// `MM_FILEPAGES`.
+    pub rss_file: u64,
+    /// `MM_SHMEMPAGES`.
+    pub rss_shmem: u64,
+    /// `MM_SWAPENTS`.
+    pub swap_ents: u64,
+    /// `hiwater_rss`.
+    pub hiwater_rss: u64,
+    /// Minor faults.
+    pub min_flt: u64,
+    /// Major faults.
+    pub maj_flt: u64,
+}
+
+impl MemState {
+    /// Resident pages.
+    pub fn rss(&self) -> u64 {
+        self.rss_anon + self.rss_file + self.rss_shmem
+    }
+    /// `update_hiwater_rss`.
+    pub fn update_hiwater(&mut self) {
+        self.hiwater_rss = self.hiwater_rss.max(self.rss());
+    }
+    /// Bytes of page tables (`VmPTE`).
+    pub fn table_bytes(&self) -> u64 {
+        self.tables.as_ref().map_or(0, |t| t.table_bytes())
+    }
+}
+
+/// Pages of shared memory objects (the page cache of shmem inodes).
+#[derive(Clone, Debug, Default)]
+pub struct PageCache {
+    pages: BTreeMap<(InodeId, u64), Frame>,
+}
+
+impl PageCache {
+    /// The cached page of `inode` at `index`.
+    pub fn get(&self, inode: InodeId, index: u64) -> Option<Frame> {
+        self.pages.get(&(inode, index)).copied()
+    }
+    /// Caches a page (the cache holds one reference).
+    pub fn insert(&mut self, inode: InodeId, index: u64, f: Frame) {
+        self.pages.insert((inode, index), f);
+    }
+    /// Drops every page of an inode, returning them.
+    pub fn remove_inode(&mut self, inode: InodeId) -> alloc::vec::Vec<Frame> {
+        let keys: alloc::vec::Vec<_> = self
+            .pages
+            .range((inode, 0)..=(inode, u64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| self.pages.remove(&k))
+            .collect()
+    }
+    /// Pages cached for an inode.
+    pub fn count(&self, inode: InodeId) -> usize {
+        self.pages.range((inode, 0)..=(inode, u64::MAX)).count()
+    }
+}
+
+/// Is the address canonical for 48-bit virtual addresses?
+pub fn is_canonical(addr: u64) -> bool {
+    let top = addr >> 47;
+    top == 0 || top == 0x1ffff
+}
+
+impl AddressSpace {
+    fn tables(&mut self, phys: &mut PhysMem) -> Result<&mut PageTables, FaultError> {
+        if self.mem.tables.is_none() {
+            self.mem.tables = Some(PageTables::new(phys).map_err(|_| FaultError::OutOfMemory)?);
+        }
+        self.mem.tables.as_mut().ok_or(FaultError::OutOfMemory)
+    }
+
+    /// The leaf entry mapping `addr` (0 when none).
+    pub fn pte(&self, phys: &PhysMem, addr: u64) -> u64 {
+        self.mem.tables.as_ref().map_or(0, |t| t.get(phys, addr))
+    }
+
+    /// The MMU: translates `addr` for `access`, faulting pages in as
+    /// needed, and returns the frame. Sets the accessed and dirty bits.
+    pub fn translate(
+        &mut self,
+        k: &mut Kernel,
+        addr: u64,
+        access: Access,
+    ) -> Result<Frame, FaultError> {
+        if !is_canonical(addr) {
+            return Err(segv(SI_KERNEL, 0));
+        }
+        // A fault is retried; two passes settle any fault (the second is
+        // for a fetch that faulted a page in and now meets no-execute).
+        for _ in 0..3 {
+            let e = self.pte(&k.phys, addr);
+            if pgtable::pte_present(e) && e & bits::USER != 0 {
+                let allowed = match access {
+                    Access::Read => true,
+                    Access::Write => e & bits::RW != 0,
+                    Access::Exec => e & bits::NX == 0,
+                };
+                if allowed {
+                    let want = bits::ACCESSED
+                        | if access == Access::Write {
+                            bits::DIRTY
+                        } else {
+                            0
+                        };
+                    if e & want != want {
+                        if let Some(s) =
+                            self.mem.tables.as_ref().and_then(|t| t.slot(&k.phys, addr))
+                        {
+                            pgtable::write(&mut k.phys, s, e | want);
+                        }
+                    }
+                    return Ok(pgtable::pte_frame(e));
+                }
+                self.handle_fault(k, addr, access, true)?;
+            } else {
+                self.handle_fault(k, addr, access, false)?;
+            }
+        }
+        Err(segv(SEGV_ACCERR, addr))
+    }
+
+    /// `get_user_pages` for one page: faults it in if the entry does not
+    /// already allow `access`, with the region's permission checks relaxed as
+    /// `FOLL_FORCE` relaxes them for accessible regions.
+    pub(crate) fn fault_in(
+        &mut self,
+        k: &mut Kernel,
+        addr: u64,
+        access: Access,
+    ) -> Result<(), FaultError> {
+        let e = self.pte(&k.phys, addr);
+        let ok = pgtable::pte_present(e) && (access != Access::Write || e & bits::RW != 0);
+        if ok {
+            return Ok(());
+        }
+        let Some(vma) = self.vma_containing(addr) else {
+            return Err(segv(SEGV_MAPERR, addr));
+        };
+        self.mem.min_flt += 1;
+        self.handle_mm_fault(k, &vma, addr, access)
+    }
+
+    /// `do_user_addr_fault`: decides what a fault at `addr` means.
+    /// `present` says the entry was present (a protection fault).
+    fn handle_fault(
+        &mut self,
+        k: &mut Kernel,
+        addr: u64,
+        access: Access,
+        present: bool,
+    ) -> Result<(), FaultError> {
+        if addr >= TASK_SIZE {
+            return Err(segv(SEGV_MAPERR, addr));
+        }
+        let vma = match self.find_vma(addr) {
+            None => return Err(segv(SEGV_MAPERR, addr)),
+            Some(v) if v.start() <= addr => v,
+            Some(v) => {
+                if !v.flags().contains(VmFlags::GROWSDOWN) {
+                    return Err(segv(SEGV_MAPERR, addr));
+                }
+                self.expand_stack(k, v, addr)
+                    .map_err(|_| segv(SEGV_MAPERR, addr))?
+            }
+        };
+        if access_error(&vma, access, present) {
+            return Err(segv(SEGV_ACCERR, addr));
+        }
+        self.mem.min_flt += 1;
+        self.handle_mm_fault(k, &vma, addr, access)
+    }
+
+    /// `expand_downwards`: grows a grows-down region down to `addr`.
+    fn expand_stack(&mut self, k: &mut Kernel, vma: Vma, addr: u64) -> Result<Vma, ()> {
+        let address = addr & !(PAGE_SIZE - 1);
+        if address < k.params.min_addr_for_hints() {
+            return Err(());
+        }
+        if let Some(prev) = self.vma_before(vma.start()) {
+            if !prev.flags().contains(VmFlags::GROWSDOWN)
+                && prev.flags().intersects(VmFlags::ACCESS)
+                && address - prev.end() < k.params.stack_guard_gap
+            {
+                return Err(());
+            }
+        }
+        let vma = self.anon_vma_prepare(k, &vma);
+        let size = vma.end() - address;
+        let grow = (vma.start() - address) >> 12;
+        if grow > vma.attrs.pgoff {
+            return Err(());
+        }
+        // acct_stack_growth
+        if !self.may_expand_vm(vma.flags(), grow)
+            || size > self.rlimits.stack.cur
+            || !self.mlock_future_ok(vma.flags(), grow << 12)
+        {
+            return Err(());
+        }
+        k.vm_enough_memory(self, grow, self.caps.sys_admin)
+            .map_err(|_| ())?;
+        let mut grown = vma;
+        grown.start = crate::VirtAddr::new(address);
+        grown.attrs.pgoff -= grow;
+        self.reshape(vma.start(), &grown).map_err(|_| ())?;
+        self.account_new(vma.flags(), grow);
+        Ok(grown)
+    }
+
+    /// `handle_mm_fault` for a permitted access at `addr`.
+    fn handle_mm_fault(
+        &mut self,
+        k: &mut Kernel,
+        vma: &Vma,
+        addr: u64,
+        access: Access,
+    ) -> Result<(), FaultError> {
+        let page = addr & !(PAGE_SIZE - 1);
+        let prot = page_prot(vma.flags());
+        let e = self.pte(&k.phys, page);
+        let write = access == Access::Write;
+        if pgtable::pte_present(e) {
+            if write && e & bits::RW == 0 {
+                return self.do_wp_page(k, vma, page, e);
+            }
+            // Spurious: the entry already allows it (another path fixed it).
+            return Ok(());
+        }
+        if let Some(file) = vma.attrs.file {
+            return self.do_shared_fault(k, vma, addr, file, prot, write);
+        }
+        if vma.flags().contains(VmFlags::SHARED) {
+            return Err(FaultError::Signal(SigInfo {
+                signo: SIGBUS,
+                code: BUS_ADRERR,
+                addr,
+            }));
+        }
+        // do_anonymous_page
+        if !write {
+            let zero = k.phys.zero_page();
+            let slot = self
+                .tables(&mut k.phys)?
+                .slot_alloc(&mut k.phys, page)
+                .map_err(|_| FaultError::OutOfMemory)?;
+            pgtable::write(
+                &mut k.phys,
+                slot,
+                pgtable::make_pte(zero, prot | bits::SPECIAL),
+            );
+            return Ok(());
+        }
+        let vma = self.anon_vma_prepare(k, vma);
+        let frame = self.new_anon_page(k, &vma, page)?;
+        let mut pte = pgtable::make_pte(frame, prot | bits::DIRTY);
+        if vma.flags().contains(VmFlags::WRITE) {
+            pte |= bits::RW;
+        }
+        let slot = self.tables(&mut k.phys)?.slot_alloc(&mut k.phys, page);
+        match slot {
+            Ok(s) => {
+                pgtable::write(&mut k.phys, s, pte);
+                Ok(())
+            }
+            Err(_) => {
+                k.phys.put(frame);
+                self.mem.rss_anon -= 1;
+                Err(FaultError::OutOfMemory)
+            }
+        }
+    }
+
+    /// A fresh anonymous page for `page` of `vma`, counted and reverse-mapped.
+    fn new_anon_page(&mut self, k: &mut Kernel, vma: &Vma, page: u64) -> Result<Frame, FaultError> {
+        let frame = k.phys.alloc().ok_or(FaultError::OutOfMemory)?;
+        let mut flags = FrameFlags::ANON | FrameFlags::SWAPBACKED | FrameFlags::EXCLUSIVE;
+        if vma.flags().contains(VmFlags::LOCKED) {
+            flags |= FrameFlags::MLOCKED;
+        }
+        k.phys.set_flags(frame, flags);
+        k.phys.add_mapcount(frame, 1);
+        let owner = vma.attrs.anon_vma.map_or(0, |a| a.0);
+        k.phys.set_owner(frame, owner, vma.pgoff_at(page));
+        self.mem.rss_anon += 1;
+        Ok(frame)
+    }
+
+    /// `do_wp_page`: a write to a present read-only entry of a writable
+    /// region. The zero page is copied to a new page; an anonymous page only
+    /// this process maps is reused in place; anything else is copied.
+    fn do_wp_page(
+        &mut self,
+        k: &mut Kernel,
+        vma: &Vma,
+        page: u64,
+        e: u64,
+    ) -> Result<(), FaultError> {
+        let prot = page_prot(vma.flags());
+        let old = pgtable::pte_frame(e);
+        let Some(slot) = self.mem.tables.as_ref().and_then(|t| t.slot(&k.phys, page)) else {
+            return Ok(());
+        };
+        if vma.flags().contains(VmFlags::SHARED) {
+            // Shared mappings map their page writable on a write fault.
+            pgtable::write(
+                &mut k.phys,
+                slot,
+                e | bits::RW | bits::DIRTY | bits::ACCESSED,
+            );
+            return Ok(());
+        }
+        let zero = e & bits::SPECIAL != 0 && old == k.phys.zero_page();
+        let anon = !zero && k.phys.flags(old).contains(FrameFlags::ANON);
+        if anon && k.phys.mapcount(old) == 1 && k.phys.refcount(old) == 1 {
+            // wp_can_reuse_anon_folio: exclusive, reuse it.
+            pgtable::write(
+                &mut k.phys,
+                slot,
+                e | bits::RW | bits::DIRTY | bits::ACCESSED,
+            );
+            return Ok(());
+        }
+        // wp_page_copy
+        let vma = self.anon_vma_prepare(k, vma);
+        let frame = self.new_anon_page(k, &vma, page)?;
+        if !zero {
+            let src = *k.phys.data(old);
+            k.phys.data_mut(frame).copy_from_slice(&src);
+        }
+        let pte = pgtable::make_pte(frame, prot | bits::DIRTY | bits::RW);
+        pgtable::write(&mut k.phys, slot, pte);
+        if !zero {
+            self.unaccount_page(k, old);
+            k.phys.add_mapcount(old, -1);
+            k.phys.put(old);
+        }
+        Ok(())
+    }
+
+    /// A fault on a file or shared-memory region: the page comes from the
+    /// object's page cache (created zeroed for shmem holes). Private
+    /// mappings map it read-only until written.
+    fn do_shared_fault(
+        &mut self,
+        k: &mut Kernel,
+        vma: &Vma,
+        addr: u64,
+        file: crate::file::FileId,
+        prot: u64,
+        write: bool,
+    ) -> Result<(), FaultError> {
+        let page = addr & !(PAGE_SIZE - 1);
+        let Some(inode_id) = k.files.file(file).map(|f| f.inode) else {
+            return Err(segv(SEGV_MAPERR, addr));
+        };
+        let size = k.files.inode(inode_id).map_or(0, |i| i.size);
+        let index = vma.pgoff_at(page);
+        if index >= size.div_ceil(PAGE_SIZE) {
+            return Err(FaultError::Signal(SigInfo {
+                signo: SIGBUS,
+                code: BUS_ADRERR,
+                addr,
+            }));
+        }
+        let cached = match k.cache.get(inode_id, index) {
+            Some(f) => f,
+            None => {
+                let f = k.phys.alloc().ok_or(FaultError::OutOfMemory)?;
+                k.phys.set_flags(f, FrameFlags::SWAPBACKED);
+                k.phys.set_owner(f, inode_id.0, index);
+                k.cache.insert(inode_id, index, f);
+                f
+            }
+        };
+        let shared = vma.flags().contains(VmFlags::SHARED);
+        if write && !shared {
+            // Private write: copy the page (do_cow_fault).
+            let vma = self.anon_vma_prepare(k, vma);
+            let frame = self.new_anon_page(k, &vma, page)?;
+            let src = *k.phys.data(cached);
+            k.phys.data_mut(frame).copy_from_slice(&src);
+            let slot = self
+                .tables(&mut k.phys)?
+                .slot_alloc(&mut k.phys, page)
+                .map_err(|_| FaultError::OutOfMemory)?;
+            pgtable::write(
+                &mut k.phys,
+                slot,
+                pgtable::make_pte(frame, prot | bits::DIRTY | bits::RW),
+            );
+            return Ok(());
+        }
+        let slot = self
+            .tables(&mut k.phys)?
+            .slot_alloc(&mut k.phys, page)
+            .map_err(|_| FaultError::OutOfMemory)?;
+        k.phys.get(cached);
+        k.phys.add_mapcount(cached, 1);
+        let mut pte = pgtable::make_pte(cached, prot);
+        if write {
+            pte |= bits::RW | bits::DIRTY;
+            let fl = k.phys.flags(cached) | FrameFlags::DIRTY;
+            k.phys.set_flags(cached, fl);
+        }
+        pgtable::write(&mut k.phys, slot, pte);
+        self.account_file_page(k, cached, 1);
+        Ok(())
+    }
+
+    /// Adds (or removes) a mapped non-anonymous page to the right counter.
+    fn account_file_page(&mut self, k: &Kernel, f: Frame, delta: i64) {
+        let c = if k.phys.flags(f).contains(FrameFlags::SWAPBACKED) {
+            &mut self.mem.rss_shmem
+        } else {
+            &mut self.mem.rss_file
+        };
+        *c = c.wrapping_add(delta as u64);
+    }
+
+    /// Removes a mapped page from the resident-set counters.
+    pub(crate) fn unaccount_page(&mut self, k: &Kernel, f: Frame) {
+        if k.phys.flags(f).contains(FrameFlags::ANON) {
+            self.mem.rss_anon = self.mem.rss_anon.saturating_sub(1);
+        } else {
+            self.account_file_page(k, f, -1);
+        }
+    }
+}
+
+/// x86's `access_error`: does the region forbid this access?
+fn access_error(vma: &Vma, access: Access, present: bool) -> bool {
+    let f = vma.flags();
+    match access {
+        Access::Write => !f.contains(VmFlags::WRITE),
+        // A fetch is checked against the region only through the page's
+        // no-execute bit: not-present fetches fault the page in for read.
+        Access::Read | Access::Exec => present || !f.intersects(VmFlags::ACCESS),
+    }
+}
+
+/// Is `addr` in the vsyscall page, where an instruction fetch is emulated?
+pub fn is_vsyscall(addr: u64) -> bool {
+    (VSYSCALL_START..VSYSCALL_START + PAGE_SIZE).contains(&addr)
+}

@@ -411,6 +411,17 @@ unsafe fn child_main(
         if libc::syscall(libc::SYS_personality, PER_LINUX | ADDR_NO_RANDOMIZE) < 0 {
             child_fail(fds, STAGE_PERSONALITY);
         }
+        // One CPU only: the kernel keeps resident-set counters per CPU and
+        // folds them in batches, and VmHWM samples the folded part; a puppet
+        // that never migrates makes that deterministic. Best effort.
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        if libc::sched_getaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            if let Some(cpu) = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)) {
+                let mut one: libc::cpu_set_t = core::mem::zeroed();
+                libc::CPU_SET(cpu, &mut one);
+                libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &one);
+            }
+        }
 
         for l in &plan.limits {
             let set = |r: &libc::rlimit| {

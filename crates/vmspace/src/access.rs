@@ -64,10 +64,10 @@ impl System {
         mut each: impl FnMut(&mut crate::phys::PhysMem, crate::phys::Frame, usize, usize),
     ) -> Result<(), AccessError> {
         let mut cur = addr;
-        let end = addr.saturating_add(len);
-        while cur < end {
+        let mut left = len;
+        while left > 0 {
             let page = cur & !(PAGE_SIZE - 1);
-            let n = (end.min(page.saturating_add(PAGE_SIZE)) - cur) as usize;
+            let n = left.min(PAGE_SIZE - (cur - page)) as usize;
             let (p, k) = self.parts(pid).map_err(|_| AccessError::NoProcess)?;
             match p.mm.translate(k, cur, kind) {
                 Ok(frame) => {
@@ -84,10 +84,8 @@ impl System {
                     }));
                 }
             }
-            cur = cur.saturating_add(n as u64);
-            if cur == u64::MAX {
-                break;
-            }
+            left -= n as u64;
+            cur = cur.wrapping_add(n as u64);
         }
         Ok(())
     }

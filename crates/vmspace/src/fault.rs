@@ -94,6 +94,51 @@ fn segv(code: i32, addr: u64) -> FaultError {
     })
 }
 
+/// A per-CPU counter as Linux keeps `mm->rss_stat` (`percpu_counter`): a
+/// process's changes gather in its CPU's local delta and are folded into the
+/// shared count once the delta reaches the batch size. Exact readers add
+/// both; `update_hiwater_rss` reads only the folded count, which is why
+/// `VmHWM` can lag the true peak. The process is assumed to stay on one CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PcpuCounter {
+    /// The folded, shared count.
+    pub global: i64,
+    /// This CPU's unfolded delta.
+    pub local: i64,
+}
+
+impl PcpuCounter {
+    /// `percpu_counter_batch` on a machine with up to 16 CPUs.
+    pub const BATCH: i64 = 32;
+
+    /// `percpu_counter_add`.
+    pub fn add(&mut self, n: i64) {
+        let c = self.local + n;
+        if c.abs() >= Self::BATCH {
+            self.global += c;
+            self.local = 0;
+        } else {
+            self.local = c;
+        }
+    }
+    /// The exact value (`percpu_counter_sum`).
+    pub fn sum(&self) -> u64 {
+        (self.global + self.local).max(0) as u64
+    }
+    /// The folded value (`percpu_counter_read_positive`).
+    pub fn read_positive(&self) -> u64 {
+        self.global.max(0) as u64
+    }
+    /// A counter brought to `n` by single increments from zero.
+    pub fn built_up_to(n: u64) -> PcpuCounter {
+        let n = n as i64;
+        PcpuCounter {
+            global: n - n % Self::BATCH,
+            local: n % Self::BATCH,
+        }
+    }
+}
+
 /// Page-level state of an address space: page tables, resident-set
 /// counters, fault counts.
 #[derive(Clone, Debug, Default)]
@@ -101,13 +146,13 @@ pub struct MemState {
     /// The page tables, created on first use.
     pub tables: Option<PageTables>,
     /// `MM_ANONPAGES`.
-    pub rss_anon: u64,
+    pub rss_anon: PcpuCounter,
     /// `MM_FILEPAGES`.
-    pub rss_file: u64,
+    pub rss_file: PcpuCounter,
     /// `MM_SHMEMPAGES`.
-    pub rss_shmem: u64,
+    pub rss_shmem: PcpuCounter,
     /// `MM_SWAPENTS`.
-    pub swap_ents: u64,
+    pub swap_ents: PcpuCounter,
     /// `hiwater_rss`.
     pub hiwater_rss: u64,
     /// Minor faults.
@@ -117,13 +162,16 @@ pub struct MemState {
 }
 
 impl MemState {
-    /// Resident pages.
+    /// Resident pages, exactly.
     pub fn rss(&self) -> u64 {
-        self.rss_anon + self.rss_file + self.rss_shmem
+        self.rss_anon.sum() + self.rss_file.sum() + self.rss_shmem.sum()
     }
-    /// `update_hiwater_rss`.
+    /// `update_hiwater_rss`: samples the folded counts.
     pub fn update_hiwater(&mut self) {
-        self.hiwater_rss = self.hiwater_rss.max(self.rss());
+        let approx = self.rss_anon.read_positive()
+            + self.rss_file.read_positive()
+            + self.rss_shmem.read_positive();
+        self.hiwater_rss = self.hiwater_rss.max(approx);
     }
     /// Bytes of page tables (`VmPTE`).
     pub fn table_bytes(&self) -> u64 {
@@ -197,7 +245,7 @@ impl AddressSpace {
         // for a fetch that faulted a page in and now meets no-execute).
         for _ in 0..3 {
             let e = self.pte(&k.phys, addr);
-            if pgtable::pte_present(e) && e & bits::USER != 0 {
+            if pgtable::pte_hw_present(e) && e & bits::USER != 0 {
                 let allowed = match access {
                     Access::Read => true,
                     Access::Write => e & bits::RW != 0,
@@ -237,7 +285,7 @@ impl AddressSpace {
         access: Access,
     ) -> Result<(), FaultError> {
         let e = self.pte(&k.phys, addr);
-        let ok = pgtable::pte_present(e) && (access != Access::Write || e & bits::RW != 0);
+        let ok = pgtable::pte_hw_present(e) && (access != Access::Write || e & bits::RW != 0);
         if ok {
             return Ok(());
         }
@@ -327,7 +375,7 @@ impl AddressSpace {
         let prot = page_prot(vma.flags());
         let e = self.pte(&k.phys, page);
         let write = access == Access::Write;
-        if pgtable::pte_present(e) {
+        if pgtable::pte_hw_present(e) {
             if write && e & bits::RW == 0 {
                 return self.do_wp_page(k, vma, page, e);
             }
@@ -336,6 +384,9 @@ impl AddressSpace {
         }
         if let Some(file) = vma.attrs.file {
             return self.do_shared_fault(k, vma, addr, file, prot, write);
+        }
+        if self.is_special_mapping(vma) {
+            return self.special_mapping_fault(k, vma, addr, prot);
         }
         if vma.flags().contains(VmFlags::SHARED) {
             return Err(FaultError::Signal(SigInfo {
@@ -372,7 +423,7 @@ impl AddressSpace {
             }
             Err(_) => {
                 k.phys.put(frame);
-                self.mem.rss_anon -= 1;
+                self.mem.rss_anon.add(-1);
                 Err(FaultError::OutOfMemory)
             }
         }
@@ -389,7 +440,7 @@ impl AddressSpace {
         k.phys.add_mapcount(frame, 1);
         let owner = vma.attrs.anon_vma.map_or(0, |a| a.0);
         k.phys.set_owner(frame, owner, vma.pgoff_at(page));
-        self.mem.rss_anon += 1;
+        self.mem.rss_anon.add(1);
         Ok(frame)
     }
 
@@ -515,20 +566,61 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// A fault on a kernel-installed mapping. `[vdso]` pages are ordinary
+    /// kernel pages (counted as file pages); `[vvar]` and `[vvar_vclock]`
+    /// map raw frames (not counted), except pages this kernel has nothing
+    /// for, which raise `SIGBUS` (see [`UNAVAILABLE_SPECIAL_PAGES`]).
+    fn special_mapping_fault(
+        &mut self,
+        k: &mut Kernel,
+        vma: &Vma,
+        addr: u64,
+        prot: u64,
+    ) -> Result<(), FaultError> {
+        let page = addr & !(PAGE_SIZE - 1);
+        let index = (page - vma.start()) / PAGE_SIZE;
+        let name = self.name_text(vma.attrs.name).unwrap_or("");
+        if UNAVAILABLE_SPECIAL_PAGES
+            .iter()
+            .any(|&(n, i)| n == name && i == index)
+        {
+            return Err(FaultError::Signal(SigInfo {
+                signo: SIGBUS,
+                code: BUS_ADRERR,
+                addr,
+            }));
+        }
+        let counted = name == "[vdso]";
+        let frame = if counted {
+            let f = k.phys.alloc().ok_or(FaultError::OutOfMemory)?;
+            k.phys.add_mapcount(f, 1);
+            self.mem.rss_file.add(1);
+            f
+        } else {
+            k.phys.zero_page()
+        };
+        let slot = self
+            .tables(&mut k.phys)?
+            .slot_alloc(&mut k.phys, page)
+            .map_err(|_| FaultError::OutOfMemory)?;
+        let special = if counted { 0 } else { bits::SPECIAL };
+        pgtable::write(&mut k.phys, slot, pgtable::make_pte(frame, prot | special));
+        Ok(())
+    }
+
     /// Adds (or removes) a mapped non-anonymous page to the right counter.
     fn account_file_page(&mut self, k: &Kernel, f: Frame, delta: i64) {
-        let c = if k.phys.flags(f).contains(FrameFlags::SWAPBACKED) {
-            &mut self.mem.rss_shmem
+        if k.phys.flags(f).contains(FrameFlags::SWAPBACKED) {
+            self.mem.rss_shmem.add(delta);
         } else {
-            &mut self.mem.rss_file
-        };
-        *c = c.wrapping_add(delta as u64);
+            self.mem.rss_file.add(delta);
+        }
     }
 
     /// Removes a mapped page from the resident-set counters.
     pub(crate) fn unaccount_page(&mut self, k: &Kernel, f: Frame) {
         if k.phys.flags(f).contains(FrameFlags::ANON) {
-            self.mem.rss_anon = self.mem.rss_anon.saturating_sub(1);
+            self.mem.rss_anon.add(-1);
         } else {
             self.account_file_page(k, f, -1);
         }
@@ -545,6 +637,13 @@ fn access_error(vma: &Vma, access: Access, present: bool) -> bool {
         Access::Read | Access::Exec => present || !f.intersects(VmFlags::ACCESS),
     }
 }
+
+/// Pages of the vDSO data mappings that the reference kernel (6.18 on x86-64,
+/// as a KVM guest, no time namespace) has nothing behind: touching them is
+/// `SIGBUS`. (`[vvar]` page 1 and 3, `[vvar_vclock]` page 1: the time
+/// namespace page and the Hyper-V clock page.)
+pub const UNAVAILABLE_SPECIAL_PAGES: &[(&str, u64)] =
+    &[("[vvar]", 1), ("[vvar]", 3), ("[vvar_vclock]", 1)];
 
 /// Is `addr` in the vsyscall page, where an instruction fetch is emulated?
 pub fn is_vsyscall(addr: u64) -> bool {

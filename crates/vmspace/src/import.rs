@@ -519,6 +519,7 @@ fn import_resident(
             "the machine's RAM is too small for the process's resident pages",
         )
     };
+    let mut counts = (0u64, 0u64, 0u64);
     let mut budget: alloc::collections::BTreeMap<u64, (u64, u64)> = smaps
         .iter()
         .map(|s| (s.start, (s.dirty_kb / 4, s.referenced_kb / 4)))
@@ -572,7 +573,7 @@ fn import_resident(
                     k.phys.add_mapcount(f, 1);
                     let owner = v.attrs.anon_vma.map_or(0, |a| a.0);
                     k.phys.set_owner(f, owner, v.pgoff_at(page));
-                    mm.mem.rss_anon += 1;
+                    counts.0 += 1;
                     if dirty {
                         pte |= bits::DIRTY;
                         if v.flags().contains(VmFlags::WRITE) {
@@ -609,9 +610,9 @@ fn import_resident(
                     };
                     k.phys.add_mapcount(f, 1);
                     if shmem {
-                        mm.mem.rss_shmem += 1;
+                        counts.2 += 1;
                     } else {
-                        mm.mem.rss_file += 1;
+                        counts.1 += 1;
                     }
                     if dirty && v.flags().contains(VmFlags::SHARED) {
                         pte |= bits::DIRTY;
@@ -634,6 +635,11 @@ fn import_resident(
             page += 0x1000;
         }
     }
-    mm.mem.hiwater_rss = mm.mem.rss();
+    // The counters were built up page by page as the process faulted its
+    // pages in.
+    mm.mem.rss_anon = crate::fault::PcpuCounter::built_up_to(counts.0);
+    mm.mem.rss_file = crate::fault::PcpuCounter::built_up_to(counts.1);
+    mm.mem.rss_shmem = crate::fault::PcpuCounter::built_up_to(counts.2);
+    mm.mem.update_hiwater();
     Ok(())
 }

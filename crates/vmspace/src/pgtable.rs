@@ -166,6 +166,73 @@ impl PageTables {
         })
     }
 
+    /// The PMD entry's location for `va` (the PMD table and index),
+    /// allocating the PUD and PMD tables when `alloc`.
+    fn pmd_slot(
+        &mut self,
+        phys: &mut PhysMem,
+        va: u64,
+        alloc: bool,
+    ) -> Result<Option<Slot>, OutOfMemory> {
+        let mut table = self.root;
+        for level in 0..2 {
+            let off = index(va, level) * 8;
+            let e = phys.read_u64(table, off);
+            table = if e & PRESENT != 0 {
+                Frame::containing(e & ADDR_MASK)
+            } else if alloc {
+                let t = phys.alloc().ok_or(OutOfMemory)?;
+                phys.set_flags(t, FrameFlags::PAGETABLE);
+                phys.write_u64(table, off, t.phys_addr() | TABLE);
+                self.tables += 1;
+                t
+            } else {
+                return Ok(None);
+            };
+        }
+        Ok(Some(Slot {
+            table,
+            index: index(va, 2),
+        }))
+    }
+
+    /// Does a PTE table cover `va`?
+    pub fn has_pte_table(&mut self, phys: &mut PhysMem, va: u64) -> bool {
+        matches!(self.pmd_slot(phys, va, false), Ok(Some(s)) if read(phys, s) & PRESENT != 0)
+    }
+
+    /// Makes sure a PTE table covers `va` (`alloc_new_pmd` + `pte_alloc`).
+    pub fn ensure_pte_table(&mut self, phys: &mut PhysMem, va: u64) -> Result<(), OutOfMemory> {
+        self.slot_alloc(phys, va).map(|_| ())
+    }
+
+    /// `move_normal_pmd`: moves the whole PTE table mapping the 2 MiB at
+    /// `old` to `new` (both 2 MiB aligned), if the destination has none.
+    /// The destination's upper tables are allocated first, as Linux does.
+    pub fn move_pte_table(
+        &mut self,
+        phys: &mut PhysMem,
+        old: u64,
+        new: u64,
+    ) -> Result<bool, OutOfMemory> {
+        let Some(dst) = self.pmd_slot(phys, new, true)? else {
+            return Ok(false);
+        };
+        if read(phys, dst) != 0 {
+            return Ok(false);
+        }
+        let Some(src) = self.pmd_slot(phys, old, false)? else {
+            return Ok(false);
+        };
+        let e = read(phys, src);
+        if e & PRESENT == 0 {
+            return Ok(false);
+        }
+        write(phys, src, 0);
+        write(phys, dst, e);
+        Ok(true)
+    }
+
     /// The leaf entry for `va` (0 when none).
     pub fn get(&self, phys: &PhysMem, va: u64) -> u64 {
         self.slot(phys, va).map_or(0, |s| read(phys, s))
@@ -349,8 +416,14 @@ pub fn pte_frame(e: u64) -> Frame {
     Frame::containing(e & ADDR_MASK)
 }
 
-/// True when the CPU can use the entry.
+/// Linux's `pte_present`: the entry maps a page, including a PROT_NONE
+/// entry the CPU may not use (marked by the global bit with present clear).
 pub fn pte_present(e: u64) -> bool {
+    e & (PRESENT | GLOBAL) != 0
+}
+
+/// True when the CPU can use the entry (the hardware present bit).
+pub fn pte_hw_present(e: u64) -> bool {
     e & PRESENT != 0
 }
 

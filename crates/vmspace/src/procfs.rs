@@ -164,15 +164,15 @@ pub fn status(p: &Process) -> String {
         ("VmPin", kb(c.pinned_vm)),
         ("VmHWM", kb(m.hiwater_rss.max(m.rss()))),
         ("VmRSS", kb(m.rss())),
-        ("RssAnon", kb(m.rss_anon)),
-        ("RssFile", kb(m.rss_file)),
-        ("RssShmem", kb(m.rss_shmem)),
+        ("RssAnon", kb(m.rss_anon.sum())),
+        ("RssFile", kb(m.rss_file.sum())),
+        ("RssShmem", kb(m.rss_shmem.sum())),
         ("VmData", kb(c.data_vm)),
         ("VmStk", kb(c.stack_vm)),
         ("VmExe", text_bytes >> 10),
         ("VmLib", lib_bytes >> 10),
         ("VmPTE", m.table_bytes() >> 10),
-        ("VmSwap", kb(m.swap_ents)),
+        ("VmSwap", kb(m.swap_ents.sum())),
     ];
     let mut out = String::new();
     for (name, val) in rows {

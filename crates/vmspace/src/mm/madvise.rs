@@ -88,10 +88,17 @@ impl AddressSpace {
         }
         if advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE {
             self.madvise_populate_check(start, end, advice)?;
-            if advice == MADV_POPULATE_WRITE {
-                self.populate(k, start, end, true)?;
-            }
-            return Ok(0);
+            let access = if advice == MADV_POPULATE_WRITE {
+                crate::fault::Access::Write
+            } else {
+                crate::fault::Access::Read
+            };
+            return match self.populate_with(k, start, end, false, Some(access)) {
+                Ok(()) => Ok(0),
+                // A page that cannot be faulted in (past the end of a file).
+                Err(Errno::EFAULT) => Err(Errno::EFAULT),
+                Err(e) => Err(e),
+            };
         }
         // madvise_walk_vmas: visit each mapped part; a hole is reported as
         // ENOMEM only after the rest of the range has been advised.

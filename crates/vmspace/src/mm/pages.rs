@@ -20,18 +20,28 @@ impl AddressSpace {
             return;
         };
         let zero = k.phys.zero_page();
-        let mut freed = (0u64, 0u64, 0u64);
-        tables.update_range(&mut k.phys, start, end, |phys, _va, e| {
+        // zap_pte_range counts per page table and adds each table's totals to
+        // the resident-set counters at once (add_mm_rss_vec).
+        let mut batches: alloc::vec::Vec<[i64; 3]> = alloc::vec::Vec::new();
+        let mut table = u64::MAX;
+        tables.update_range(&mut k.phys, start, end, |phys, va, e| {
             if pgtable::pte_present(e) {
                 let f = pgtable::pte_frame(e);
                 if !(e & bits::SPECIAL != 0 && f == zero) {
+                    if va >> 21 != table {
+                        table = va >> 21;
+                        batches.push([0; 3]);
+                    }
                     let fl = phys.flags(f);
-                    if fl.contains(FrameFlags::ANON) {
-                        freed.0 += 1;
+                    let slot = if fl.contains(FrameFlags::ANON) {
+                        0
                     } else if fl.contains(FrameFlags::SWAPBACKED) {
-                        freed.2 += 1;
+                        2
                     } else {
-                        freed.1 += 1;
+                        1
+                    };
+                    if let Some(b) = batches.last_mut() {
+                        b[slot] -= 1;
                     }
                     if e & bits::DIRTY != 0 && !fl.contains(FrameFlags::ANON) {
                         phys.set_flags(f, fl | FrameFlags::DIRTY);
@@ -43,9 +53,17 @@ impl AddressSpace {
             0
         });
         self.mem.tables = Some(tables);
-        self.mem.rss_anon = self.mem.rss_anon.saturating_sub(freed.0);
-        self.mem.rss_file = self.mem.rss_file.saturating_sub(freed.1);
-        self.mem.rss_shmem = self.mem.rss_shmem.saturating_sub(freed.2);
+        for b in batches {
+            if b[0] != 0 {
+                self.mem.rss_anon.add(b[0]);
+            }
+            if b[1] != 0 {
+                self.mem.rss_file.add(b[1]);
+            }
+            if b[2] != 0 {
+                self.mem.rss_shmem.add(b[2]);
+            }
+        }
     }
 
     /// `unmap_region` for regions just taken out of the tree: samples
@@ -101,8 +119,7 @@ impl AddressSpace {
         let zero = k.phys.zero_page();
         let try_writable = flags.contains(VmFlags::WRITE) && !flags.contains(VmFlags::SHARED);
         tables.update_range(&mut k.phys, start, end, |phys, _va, e| {
-            let protnone = !pgtable::pte_present(e) && e & bits::GLOBAL != 0;
-            if !pgtable::pte_present(e) && !protnone {
+            if !pgtable::pte_present(e) {
                 return e;
             }
             // pte_modify: keep the frame and the A/D/special/soft-dirty bits.
@@ -151,10 +168,13 @@ impl AddressSpace {
                 if !fl.contains(FrameFlags::ANON) {
                     return e;
                 }
+                // The page is cleaned and aged at once; it leaves the
+                // swap-backed LRU (and shows as LazyFree) only when the
+                // CPU's lazy-free batch drains, which small calls do not
+                // reach: modelled as not yet drained.
                 phys.set_flags(
                     f,
-                    (fl - FrameFlags::DIRTY - FrameFlags::REFERENCED - FrameFlags::SWAPBACKED)
-                        | FrameFlags::LAZYFREE,
+                    (fl - FrameFlags::DIRTY - FrameFlags::REFERENCED) | FrameFlags::LAZYFREE,
                 );
                 return e & !(bits::ACCESSED | bits::DIRTY);
             }
@@ -164,20 +184,39 @@ impl AddressSpace {
         self.mem.tables = Some(tables);
     }
 
-    /// `move_page_tables`: moves the entries of `[old, old + len)` to `new`.
+    /// `move_page_tables`: moves the entries of `[old, old + len)` to `new`,
+    /// extent by extent (an extent ends at a 2 MiB boundary of either side).
+    /// An extent whose source has a page table gets one at the destination
+    /// even when it maps nothing; a whole aligned 2 MiB extent moves its
+    /// table instead of copying entries (`move_normal_pmd`).
     pub(crate) fn move_pages(&mut self, k: &mut Kernel, old: u64, new: u64, len: u64) {
         let Some(mut tables) = self.mem.tables.take() else {
             return;
         };
-        let mut moved = alloc::vec::Vec::new();
-        tables.update_range(&mut k.phys, old, old + len, |_, va, e| {
-            moved.push((va, e));
-            0
-        });
-        for (va, e) in moved {
-            if let Ok(s) = tables.slot_alloc(&mut k.phys, va - old + new) {
-                pgtable::write(&mut k.phys, s, e);
+        const PMD: u64 = 1 << 21;
+        let mut done = 0;
+        while done < len {
+            let (o, n) = (old + done, new + done);
+            let extent = (PMD - (o & (PMD - 1)))
+                .min(PMD - (n & (PMD - 1)))
+                .min(len - done);
+            if tables.has_pte_table(&mut k.phys, o) {
+                let moved_whole =
+                    extent == PMD && tables.move_pte_table(&mut k.phys, o, n).unwrap_or(false);
+                if !moved_whole && tables.ensure_pte_table(&mut k.phys, n).is_ok() {
+                    let mut entries = alloc::vec::Vec::new();
+                    tables.update_range(&mut k.phys, o, o + extent, |_, va, e| {
+                        entries.push((va, e));
+                        0
+                    });
+                    for (va, e) in entries {
+                        if let Ok(s) = tables.slot_alloc(&mut k.phys, va - old + new) {
+                            pgtable::write(&mut k.phys, s, e);
+                        }
+                    }
+                }
             }
+            done += extent;
         }
         self.mem.tables = Some(tables);
     }

@@ -68,6 +68,19 @@ impl AddressSpace {
         end: u64,
         ignore_errors: bool,
     ) -> SysResult<()> {
+        self.populate_with(k, start, end, ignore_errors, None)
+    }
+
+    /// [`populate`](Self::populate) with the access forced to read or write
+    /// (`MADV_POPULATE_READ`/`WRITE`) instead of chosen by the region.
+    pub(crate) fn populate_with(
+        &mut self,
+        k: &mut Kernel,
+        start: u64,
+        end: u64,
+        ignore_errors: bool,
+        forced: Option<Access>,
+    ) -> SysResult<()> {
         let mut cursor = start;
         while cursor < end {
             let Some(v) = self.find_vma_intersection(cursor, end) else {
@@ -84,11 +97,13 @@ impl AddressSpace {
                 }
                 return Err(Errno::EFAULT);
             }
-            let access = if f & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE {
-                Access::Write
-            } else {
-                Access::Read
-            };
+            let access = forced.unwrap_or(
+                if f & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE {
+                    Access::Write
+                } else {
+                    Access::Read
+                },
+            );
             let mut page = v.start().max(start) & !(PAGE_SIZE - 1);
             let hi = v.end().min(end);
             while page < hi {

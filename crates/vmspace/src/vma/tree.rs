@@ -60,8 +60,8 @@
 //!   is also the in-order walk of the tree), have strictly increasing
 //!   starts, and each range's `start` is `>=` its predecessor's `end`.
 //! - Shape: all leaves are at depth `height`; the root is a leaf when
-//!   `height == 0`. Every node and leaf has 1 to 16 entries, the root node
-//!   at least 2. Slots past `len` hold `end`/pivot `u64::MAX`, gap 0, child
+//!   `height == 0`. Every leaf has 1 to 16 ranges and every node 2 to 16
+//!   children. Slots past `len` hold `end`/pivot `u64::MAX`, gap 0, child
 //!   `NIL` and value `None`; slots below `len` hold `Some` value.
 //! - Links: each child's `parent` is the node that lists it (`NIL` for the
 //!   root); `prev`/`next` link the leaves in address order, `NIL` at the
@@ -112,8 +112,10 @@ const R: usize = 1;
 /// Search direction: lowest first.
 const L: usize = 0;
 
-/// A leaf: up to [`B`] ranges in address order.
+/// A leaf: up to [`B`] ranges in address order. Cache-line aligned, so
+/// that a lookup's `end` array is exactly two lines.
 #[derive(Clone)]
+#[repr(C, align(64))]
 struct Leaf<V> {
     /// Ends; `u64::MAX` past `len`.
     end: [u64; B],
@@ -145,17 +147,20 @@ impl<V> Leaf<V> {
     }
 }
 
-/// An internal node: up to [`B`] children in address order.
+/// An internal node: up to [`B`] children in address order. Cache-line
+/// aligned: a lookup reads the two lines of `pivot` and the line of
+/// `child`, all three at once.
 #[derive(Clone)]
+#[repr(C, align(64))]
 struct Node {
     /// `pivot[j]`: the end of the last range under child `j`; `u64::MAX`
     /// past `len`.
     pivot: [u64; B],
+    /// Children (leaves if `leafy`), `NIL` past `len`.
+    child: [u32; B],
     /// `gap[j]`: the longest gap below a range under child `j`; 0 past
     /// `len`.
     gap: [u64; B],
-    /// Children (leaves if `leafy`), `NIL` past `len`.
-    child: [u32; B],
     /// Number of children.
     len: u32,
     /// Parent node, `NIL` for the root.
@@ -202,15 +207,18 @@ impl Node {
 }
 
 /// The number of keys `<= addr`: the index of the first key `> addr` in a
-/// sorted array padded with `u64::MAX`. Branch-free: the loads are
-/// independent, so a level costs one cache access rather than four.
+/// sorted array padded with `u64::MAX`. Two rounds of independent
+/// comparisons: one key per quarter (touching both cache lines of the
+/// array at once), then the four keys of the quarter found.
 #[inline(always)]
 fn count_le(keys: &[u64; B], addr: u64) -> usize {
-    let mut c = 0;
-    for &k in keys {
-        c += (k <= addr) as usize;
-    }
-    c
+    let q = (keys[3] <= addr) as usize + (keys[7] <= addr) as usize + (keys[11] <= addr) as usize;
+    let b = 4 * q;
+    let k = &keys[b..b + 4];
+    b + (k[0] <= addr) as usize
+        + (k[1] <= addr) as usize
+        + (k[2] <= addr) as usize
+        + (k[3] <= addr) as usize
 }
 
 /// A range's place in the tree: leaf and slot. Valid until the next
@@ -493,15 +501,26 @@ impl<V> RegionTree<V> {
         }
         for _ in 0..self.height {
             let n = self.nd(i);
+            // Loaded with the pivots, so that the line of `child` is on
+            // its way before `j` is known (a node has a first child).
+            let first = n.child[0];
             let j = count_le(&n.pivot, addr);
-            if j >= n.len as usize {
+            // Past the last child only at the root, when every range ends
+            // at or below `addr`; below the root, the parent's pivot
+            // promises a range ending above `addr`.
+            let c = match n.child.get(j) {
+                Some(&c) => c,
+                None => NIL,
+            };
+            if c == NIL || first == NIL {
                 return None;
             }
-            i = n.child[j % B];
+            i = c;
         }
         let l = self.lf(i);
         let p = count_le(&l.end, addr);
-        if p >= l.len as usize {
+        // Past the last range only in a root leaf (as above).
+        if self.height == 0 && p >= l.len as usize {
             None
         } else {
             Some(At {
@@ -837,7 +856,11 @@ impl<V> RegionTree<V> {
         rf.next = lf.next;
         rf.parent = lf.parent;
         lf.next = r;
-        let (tgt, tpos) = if pos < lc { (lf, pos) } else { (rf, pos - from) };
+        let (tgt, tpos) = if pos < lc {
+            (lf, pos)
+        } else {
+            (rf, pos - from)
+        };
         let tl = tgt.len as usize;
         tgt.end.copy_within(tpos..tl, tpos + 1);
         tgt.start.copy_within(tpos..tl, tpos + 1);
@@ -928,7 +951,11 @@ impl<V> RegionTree<V> {
         pn.len = from as u32;
         qn.len = m as u32;
         qn.parent = pn.parent;
-        let (tgt, tj, owner) = if j < lc { (pn, j, p) } else { (qn, j - from, q) };
+        let (tgt, tj, owner) = if j < lc {
+            (pn, j, p)
+        } else {
+            (qn, j - from, q)
+        };
         let tl = tgt.len as usize;
         tgt.pivot.copy_within(tj..tl, tj + 1);
         tgt.gap.copy_within(tj..tl, tj + 1);
@@ -1435,7 +1462,14 @@ impl<V> RegionTree<V> {
     /// `size` below a range of the subtree at `i` (`h` levels above the
     /// leaves, first predecessor's end `lo`), which its parent records with
     /// a max gap `>= size`.
-    fn greedy(&self, mut i: u32, mut h: u32, mut lo: u64, size: u64, dir: usize) -> Option<(u64, u64)> {
+    fn greedy(
+        &self,
+        mut i: u32,
+        mut h: u32,
+        mut lo: u64,
+        size: u64,
+        dir: usize,
+    ) -> Option<(u64, u64)> {
         while h > 0 {
             let nd = self.nd(i);
             let n = nd.len as usize;
@@ -1533,8 +1567,7 @@ impl<V> RegionTree<V> {
                     return Err(format!("node {i}: leafy {} at level {h}", nd.leafy));
                 }
                 let n = nd.len as usize;
-                let min = if parent == NIL { 2 } else { 1 };
-                if n < min || n > B {
+                if !(2..=B).contains(&n) {
                     return Err(format!("node {i}: {n} children"));
                 }
                 for k in n..B {
@@ -1548,7 +1581,11 @@ impl<V> RegionTree<V> {
             }
         }
         if order.len() != self.leaves.len() {
-            return Err(format!("{} of {} leaves reachable", order.len(), self.leaves.len()));
+            return Err(format!(
+                "{} of {} leaves reachable",
+                order.len(),
+                self.leaves.len()
+            ));
         }
         if seen_n.iter().any(|s| !s) {
             return Err("unreachable node".into());
@@ -1594,7 +1631,10 @@ impl<V> RegionTree<V> {
             leaf_rec[i as usize] = (prev_end, m);
         }
         if count != self.count {
-            return Err(format!("{count} ranges in leaves, count says {}", self.count));
+            return Err(format!(
+                "{count} ranges in leaves, count says {}",
+                self.count
+            ));
         }
         // Node records, bottom-up.
         let rec = |i: u32, h: u32, node_rec: &[(u64, u64)]| -> (u64, u64) {
@@ -1692,10 +1732,16 @@ mod tests {
 
     #[test]
     fn node_sizes() {
-        // A leaf: 16 x (end + start + value) plus four links/counts.
-        assert_eq!(core::mem::size_of::<Leaf<()>>(), 16 * 16 + 16);
-        assert_eq!(core::mem::size_of::<Leaf<u64>>(), 16 * 32 + 16);
-        assert_eq!(core::mem::size_of::<Node>(), 16 * 20 + 16);
+        use crate::vma::VmaAttrs;
+        use core::mem::size_of;
+        // The engine's payload has a niche: `Option` costs nothing.
+        assert_eq!(size_of::<Option<VmaAttrs>>(), size_of::<VmaAttrs>());
+        // A leaf: 16 x (end + start + value) plus four counts and links,
+        // rounded up to whole cache lines.
+        assert_eq!(size_of::<Leaf<VmaAttrs>>(), 960);
+        assert_eq!(size_of::<Leaf<u64>>(), 576);
+        // A node: 16 x (pivot + gap + child) plus count, parent and kind.
+        assert_eq!(size_of::<Node>(), 384);
     }
 
     #[test]
@@ -1989,7 +2035,10 @@ mod tests {
         let t = tree(&big);
         assert!(t.height >= 1);
         let mut c = t.clone();
-        c.leaves[0].start[1] -= 1;
+        c.leaves[0].start[1] = 4; // overlaps
+        assert!(c.check().is_err());
+        let mut c = t.clone();
+        c.leaves[0].start[1] += 3; // a longer gap than recorded
         assert!(c.check().is_err());
         let mut c = t.clone();
         let r = c.root as usize;
@@ -2018,7 +2067,9 @@ mod tests {
 
     /// A deterministic pseudo-random sequence.
     fn lcg(x: &mut u64) -> u64 {
-        *x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         *x >> 33
     }
 
@@ -2080,7 +2131,10 @@ mod tests {
             match op {
                 0..=4 => {
                     let e = a + 1 + lcg(&mut x) % 6;
-                    let free = m.range(..e).next_back().map_or(true, |(_, &(pe, _))| pe <= a);
+                    let free = m
+                        .range(..e)
+                        .next_back()
+                        .map_or(true, |(_, &(pe, _))| pe <= a);
                     assert_eq!(t.insert(a, e, step).is_ok(), free);
                     if free {
                         m.insert(a, (e, step));

@@ -549,6 +549,12 @@ impl AddressSpace {
             );
             return Ok(());
         }
+        if !write {
+            self.fault_around(k, vma, page, inode_id, prot)?;
+            if pgtable::pte_present(self.pte(&k.phys, page)) {
+                return Ok(());
+            }
+        }
         let slot = self
             .tables(&mut k.phys)?
             .slot_alloc(&mut k.phys, page)
@@ -605,6 +611,42 @@ impl AddressSpace {
             .map_err(|_| FaultError::OutOfMemory)?;
         let special = if counted { 0 } else { bits::SPECIAL };
         pgtable::write(&mut k.phys, slot, pgtable::make_pte(frame, prot | special));
+        Ok(())
+    }
+
+    /// `do_fault_around`: a read fault on a file or shmem region also maps
+    /// the already-cached pages around it, within an aligned window of
+    /// `fault_around_bytes`, the region and the page table.
+    fn fault_around(&mut self, k: &mut Kernel, vma: &Vma, page: u64, inode: InodeId, prot: u64) -> Result<(), FaultError> {
+        let bytes = k.params.fault_around_bytes;
+        // fault_around_pages: the largest power of two not above, at least 1.
+        if bytes < 2 * PAGE_SIZE {
+            return Ok(());
+        }
+        let nr = 1u64 << (63 - (bytes / PAGE_SIZE).leading_zeros());
+        let pte_off = (page >> 12) & 511;
+        let vma_off = (page - vma.start()) >> 12;
+        let from = (pte_off & !(nr - 1)).max(pte_off - pte_off.min(vma_off));
+        let to = (from + nr).min(512).min(pte_off + vma.pages() - vma_off);
+        let size = k.files.inode(inode).map_or(0, |i| i.size).div_ceil(PAGE_SIZE);
+        for p in from..to {
+            let va = page - pte_off * PAGE_SIZE + p * PAGE_SIZE;
+            if pgtable::pte_present(self.pte(&k.phys, va)) {
+                continue;
+            }
+            let index = vma.pgoff_at(va);
+            if index >= size {
+                continue;
+            }
+            let Some(f) = k.cache.get(inode, index) else {
+                continue;
+            };
+            let slot = self.tables(&mut k.phys)?.slot_alloc(&mut k.phys, va).map_err(|_| FaultError::OutOfMemory)?;
+            k.phys.get(f);
+            k.phys.add_mapcount(f, 1);
+            pgtable::write(&mut k.phys, slot, pgtable::make_pte(f, prot));
+            self.account_file_page(k, f, 1);
+        }
         Ok(())
     }
 

@@ -201,6 +201,9 @@ pub enum Outcome {
     Text(String),
     /// `exit()`: the process is gone (`= ?`).
     Exited,
+    /// The process was killed during the statement (the out-of-memory
+    /// killer's `SIGKILL`): `= ? +++ killed by SIGKILL (out of memory) +++`.
+    Killed(i32),
 }
 
 /// A failure of the backend itself (not of the call), e.g. the host helper

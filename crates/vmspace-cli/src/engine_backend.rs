@@ -71,13 +71,12 @@ fn addr(r: Result<u64, Errno>) -> Outcome {
 fn access(r: Result<Outcome, AccessError>) -> Result<Outcome, BackendError> {
     match r {
         Ok(o) => Ok(o),
-        Err(AccessError::Signal(si)) | Err(AccessError::Killed(si)) => {
-            Ok(Outcome::Signal(Signal {
-                signo: si.signo,
-                code: si.code,
-                addr: si.addr,
-            }))
-        }
+        Err(AccessError::Killed(si)) => Ok(Outcome::Killed(si.signo)),
+        Err(AccessError::Signal(si)) => Ok(Outcome::Signal(Signal {
+            signo: si.signo,
+            code: si.code,
+            addr: si.addr,
+        })),
         Err(AccessError::NoProcess) => Err(BackendError("no such process".into())),
     }
 }
@@ -94,6 +93,22 @@ impl Backend for EngineBackend {
     }
 
     fn call(&mut self, pid: Pid, call: &Call) -> Result<Outcome, BackendError> {
+        let outcome = self.call_inner(pid, call)?;
+        // Debug builds (and so every test) check the engine's invariants
+        // after every statement.
+        #[cfg(debug_assertions)]
+        if let Err(e) = self.sys.check() {
+            return Err(BackendError(format!(
+                "engine invariant broken after {}: {e}",
+                call.op()
+            )));
+        }
+        Ok(outcome)
+    }
+}
+
+impl EngineBackend {
+    fn call_inner(&mut self, pid: Pid, call: &Call) -> Result<Outcome, BackendError> {
         let s = &mut self.sys;
         if s.process(pid).is_none() {
             return Err(BackendError(format!("no process with pid {pid}")));

@@ -28,6 +28,7 @@ pub fn signal_name(signo: i32) -> Option<&'static str> {
         4 => "SIGILL",
         5 => "SIGTRAP",
         7 => "SIGBUS",
+        9 => "SIGKILL",
         8 => "SIGFPE",
         11 => "SIGSEGV",
         _ => return None,
@@ -109,6 +110,10 @@ pub fn result_text(outcome: &Outcome) -> String {
         Outcome::Mincore(v) => format!("0 [{v}]"),
         Outcome::Text(_) => "0".to_string(),
         Outcome::Exited => "?".to_string(),
+        Outcome::Killed(signo) => format!(
+            "? +++ killed by {} (out of memory) +++",
+            signal_name(*signo).map_or_else(|| signo.to_string(), str::to_string)
+        ),
     }
 }
 
@@ -161,6 +166,9 @@ pub struct JsonRecord<'a> {
     /// A faulting access's signal.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signal: Option<JsonSignal>,
+    /// The signal that killed the process during the statement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub killed: Option<serde_json::Value>,
     /// `mincore`'s residency digits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vec: Option<&'a str>,
@@ -180,6 +188,7 @@ impl<'a> JsonRecord<'a> {
             errno: None,
             hash: None,
             signal: None,
+            killed: None,
             vec: None,
             text: None,
         };
@@ -202,6 +211,10 @@ impl<'a> JsonRecord<'a> {
             Outcome::Mincore(v) => j.vec = Some(v),
             Outcome::Text(t) => j.text = Some(t),
             Outcome::Exited => {}
+            Outcome::Killed(signo) => {
+                j.ret = (-1).into();
+                j.killed = Some(name_or_number(signal_name(*signo), *signo));
+            }
         }
         j
     }

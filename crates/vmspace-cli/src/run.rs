@@ -106,6 +106,7 @@ pub fn bound_value(outcome: &Outcome) -> u64 {
         Outcome::Addr(a) => *a,
         Outcome::Error(_) | Outcome::Signal(_) => u64::MAX,
         Outcome::Hash(_) | Outcome::Mincore(_) | Outcome::Text(_) | Outcome::Exited => 0,
+        Outcome::Killed(_) => u64::MAX,
     }
 }
 
@@ -304,7 +305,7 @@ pub fn run(
             text: stmt.text.clone(),
             error,
         })?;
-        if outcome == Outcome::Exited {
+        if matches!(outcome, Outcome::Exited | Outcome::Killed(_)) {
             exited.insert(pid, stmt.pos.line);
         }
         if let Some((name, _)) = &call.bind {

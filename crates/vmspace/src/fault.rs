@@ -205,6 +205,11 @@ impl PageCache {
             .filter_map(|k| self.pages.remove(&k))
             .collect()
     }
+    /// Every cached frame.
+    pub fn frames(&self) -> impl Iterator<Item = Frame> + '_ {
+        self.pages.values().copied()
+    }
+
     /// Pages cached for an inode.
     pub fn count(&self, inode: InodeId) -> usize {
         self.pages.range((inode, 0)..=(inode, u64::MAX)).count()
@@ -617,7 +622,14 @@ impl AddressSpace {
     /// `do_fault_around`: a read fault on a file or shmem region also maps
     /// the already-cached pages around it, within an aligned window of
     /// `fault_around_bytes`, the region and the page table.
-    fn fault_around(&mut self, k: &mut Kernel, vma: &Vma, page: u64, inode: InodeId, prot: u64) -> Result<(), FaultError> {
+    fn fault_around(
+        &mut self,
+        k: &mut Kernel,
+        vma: &Vma,
+        page: u64,
+        inode: InodeId,
+        prot: u64,
+    ) -> Result<(), FaultError> {
         let bytes = k.params.fault_around_bytes;
         // fault_around_pages: the largest power of two not above, at least 1.
         if bytes < 2 * PAGE_SIZE {
@@ -628,7 +640,11 @@ impl AddressSpace {
         let vma_off = (page - vma.start()) >> 12;
         let from = (pte_off & !(nr - 1)).max(pte_off - pte_off.min(vma_off));
         let to = (from + nr).min(512).min(pte_off + vma.pages() - vma_off);
-        let size = k.files.inode(inode).map_or(0, |i| i.size).div_ceil(PAGE_SIZE);
+        let size = k
+            .files
+            .inode(inode)
+            .map_or(0, |i| i.size)
+            .div_ceil(PAGE_SIZE);
         for p in from..to {
             let va = page - pte_off * PAGE_SIZE + p * PAGE_SIZE;
             if pgtable::pte_present(self.pte(&k.phys, va)) {
@@ -641,7 +657,10 @@ impl AddressSpace {
             let Some(f) = k.cache.get(inode, index) else {
                 continue;
             };
-            let slot = self.tables(&mut k.phys)?.slot_alloc(&mut k.phys, va).map_err(|_| FaultError::OutOfMemory)?;
+            let slot = self
+                .tables(&mut k.phys)?
+                .slot_alloc(&mut k.phys, va)
+                .map_err(|_| FaultError::OutOfMemory)?;
             k.phys.get(f);
             k.phys.add_mapcount(f, 1);
             pgtable::write(&mut k.phys, slot, pgtable::make_pte(f, prot));
@@ -690,4 +709,61 @@ pub const UNAVAILABLE_SPECIAL_PAGES: &[(&str, u64)] =
 /// Is `addr` in the vsyscall page, where an instruction fetch is emulated?
 pub fn is_vsyscall(addr: u64) -> bool {
     (VSYSCALL_START..VSYSCALL_START + PAGE_SIZE).contains(&addr)
+}
+
+impl AddressSpace {
+    /// Page-level invariants: every present entry lies inside a region,
+    /// is a user entry granting no more than the region's protection, and
+    /// maps a live frame; the page-table count matches the tables reachable.
+    pub fn check_pages(&self, k: &Kernel) -> Result<(), alloc::string::String> {
+        use alloc::format;
+        let Some(tables) = self.mem.tables.as_ref() else {
+            return Ok(());
+        };
+        let mut err = None;
+        tables.for_each_entry(&k.phys, |va, e| {
+            if err.is_some() || !pgtable::pte_present(e) {
+                return;
+            }
+            let Some(v) = self.vma_containing(va) else {
+                err = Some(format!("entry {e:#x} at {va:#x} outside every region"));
+                return;
+            };
+            let f = v.flags();
+            if pgtable::pte_hw_present(e) {
+                if e & bits::USER == 0 {
+                    err = Some(format!("entry at {va:#x} is not a user entry"));
+                } else if e & bits::RW != 0 && !f.contains(VmFlags::WRITE) {
+                    err = Some(format!(
+                        "entry at {va:#x} writable in a region without PROT_WRITE"
+                    ));
+                } else if e & bits::NX == 0 && !f.contains(VmFlags::EXEC) {
+                    err = Some(format!(
+                        "entry at {va:#x} executable in a region without PROT_EXEC"
+                    ));
+                } else if !f.intersects(VmFlags::ACCESS) {
+                    err = Some(format!("entry at {va:#x} usable in a PROT_NONE region"));
+                }
+            }
+            let frame = pgtable::pte_frame(e);
+            if k.phys.refcount(frame) == 0 {
+                err = Some(format!(
+                    "entry at {va:#x} maps free frame {}",
+                    frame.number()
+                ));
+            }
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let mut n = 0;
+        tables.for_each_table(&k.phys, |_| n += 1);
+        if n * 4096 != tables.table_bytes() {
+            return Err(format!(
+                "VmPTE says {} tables, {n} are reachable",
+                tables.table_bytes() / 4096
+            ));
+        }
+        Ok(())
+    }
 }

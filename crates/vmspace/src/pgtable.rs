@@ -373,6 +373,41 @@ impl PageTables {
         }
     }
 
+    /// Visits every non-empty leaf entry, read-only, in address order.
+    pub fn for_each_entry(&self, phys: &PhysMem, mut f: impl FnMut(u64, u64)) {
+        self.walk(phys, self.root, 0, 0, &mut f, &mut |_| {});
+    }
+
+    /// Visits every table frame below the PML4 (the frames `VmPTE` counts).
+    pub fn for_each_table(&self, phys: &PhysMem, mut f: impl FnMut(Frame)) {
+        self.walk(phys, self.root, 0, 0, &mut |_, _| {}, &mut f);
+    }
+
+    fn walk(
+        &self,
+        phys: &PhysMem,
+        table: Frame,
+        level: usize,
+        base: u64,
+        leaf: &mut impl FnMut(u64, u64),
+        tables: &mut impl FnMut(Frame),
+    ) {
+        for i in 0..512u64 {
+            let e = phys.read_u64(table, i as usize * 8);
+            if e == 0 {
+                continue;
+            }
+            let va = base | (i << SHIFTS[level]);
+            if level == 3 {
+                leaf(va, e);
+            } else if e & PRESENT != 0 {
+                let child = Frame::containing(e & ADDR_MASK);
+                tables(child);
+                self.walk(phys, child, level + 1, va, leaf, tables);
+            }
+        }
+    }
+
     /// Releases every table frame (the leaves must already be cleared).
     pub fn destroy(&mut self, phys: &mut PhysMem) {
         self.free_all(phys, self.root, 0);

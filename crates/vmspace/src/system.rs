@@ -426,10 +426,58 @@ impl System {
         Ok(())
     }
 
-    /// Checks every process's invariants.
+    /// Checks every process's invariants, then that physical memory
+    /// balances: each frame's reference count is exactly its page-table
+    /// mappings plus its page-cache reference (page tables and the zero page
+    /// hold one each), its map count exactly its mappings, and no frame is
+    /// lost.
     pub fn check(&self) -> Result<(), String> {
+        use alloc::collections::BTreeMap;
+        use alloc::format;
+        let phys = &self.kernel.phys;
+        let zero = phys.zero_page();
+        let mut refs: BTreeMap<crate::phys::Frame, (u32, u32)> = BTreeMap::new();
+        refs.insert(zero, (1, 0));
         for p in self.procs.values() {
             p.mm.check()?;
+            p.mm.check_pages(&self.kernel)?;
+            if let Some(t) = p.mm.mem.tables.as_ref() {
+                refs.entry(t.root()).or_default().0 += 1;
+                t.for_each_table(phys, |f| refs.entry(f).or_default().0 += 1);
+                t.for_each_entry(phys, |_, e| {
+                    if crate::pgtable::pte_present(e) && e & crate::pgtable::bits::SPECIAL == 0 {
+                        let r = refs.entry(crate::pgtable::pte_frame(e)).or_default();
+                        r.0 += 1;
+                        r.1 += 1;
+                    }
+                });
+            }
+        }
+        for f in self.kernel.cache.frames() {
+            refs.entry(f).or_default().0 += 1;
+        }
+        for (&f, &(rc, mc)) in &refs {
+            if phys.refcount(f) != rc {
+                return Err(format!(
+                    "frame {} has {} references, {rc} expected",
+                    f.number(),
+                    phys.refcount(f)
+                ));
+            }
+            if f != zero && phys.mapcount(f) != mc {
+                return Err(format!(
+                    "frame {} has map count {}, {mc} mappings",
+                    f.number(),
+                    phys.mapcount(f)
+                ));
+            }
+        }
+        if phys.used_frames() != refs.len() as u64 {
+            return Err(format!(
+                "{} frames in use, {} accounted for",
+                phys.used_frames(),
+                refs.len()
+            ));
         }
         Ok(())
     }

@@ -276,7 +276,7 @@ impl AddressSpace {
             acct_flags -= VmFlags::LOCKED_MASK;
         }
         self.account_new(acct_flags, pglen);
-        Ok(removed)
+        Ok(removed.into_vec())
     }
 }
 

@@ -42,6 +42,7 @@ mod rlimit;
 mod unmapped_area;
 
 pub use mmap::{MmapFile, MmapOutcome};
+pub use munmap::RegionList;
 pub use rlimit::{Rlimit, Rlimits};
 
 use alloc::string::String;
@@ -53,7 +54,7 @@ use crate::flags::{StatKind, VmFlags};
 use crate::layout::Layout;
 use crate::system::Kernel;
 use crate::vma::merge::{anon_compatible, can_merge, merged_attrs};
-use crate::vma::tree::RegionTree;
+use crate::vma::tree::{At, RegionTree};
 use crate::vma::{Vma, VmaAttrs, VmaName};
 
 /// Page counts kept by `mm_struct` (all in pages).
@@ -318,9 +319,36 @@ impl AddressSpace {
         }
     }
 
-    /// `__split_vma`: cuts `vma` at `at` (strictly inside it), giving the
-    /// lower and upper pieces. The upper piece's file offset moves on.
-    pub(crate) fn split(&mut self, vma: Vma, at: u64) -> SysResult<(Vma, Vma)> {
+    /// The region at a tree position.
+    #[inline]
+    pub(crate) fn vma_at(&self, a: At) -> Vma {
+        match self.tree.entry_at(a) {
+            Some(e) => to_vma(e),
+            None => unreachable!("a tree position holds a region"),
+        }
+    }
+
+    /// The tree position of the region starting at `start`.
+    #[inline]
+    fn at_of(&self, start: u64) -> SysResult<At> {
+        match self.tree.find_at(start) {
+            Some(a) if self.tree.start_at(a) == start => Ok(a),
+            _ => Err(Errno::EFAULT),
+        }
+    }
+
+    /// Sets the attributes of the region at a tree position.
+    #[inline]
+    fn set_attrs_at(&mut self, a: At, attrs: VmaAttrs) {
+        if let Some(v) = self.tree.value_at_mut(a) {
+            *v = attrs;
+        }
+    }
+
+    /// `__split_vma`: cuts `vma`, found at tree position `x`, at `at`
+    /// (strictly inside it), giving the positions and regions of the lower
+    /// and upper pieces. The upper piece's file offset moves on.
+    pub(crate) fn split_at(&mut self, x: At, vma: Vma, at: u64) -> SysResult<(At, Vma, At, Vma)> {
         debug_assert!(vma.start() < at && at < vma.end());
         // Special mappings keep their size for life (`special_mapping_split`).
         if self.is_special_mapping(&vma) {
@@ -331,21 +359,14 @@ impl AddressSpace {
         let mut upper = vma;
         upper.start = VirtAddr::new(at);
         upper.attrs.pgoff = vma.pgoff_at(at);
-        debug_assert_eq!(self.tree.get(vma.start()).map(|r| r.1), Some(vma.end()));
-        // reshape(lower) then insert(upper), in one tree operation.
-        *self
+        debug_assert_eq!(self.tree.end_at(x), vma.end());
+        // The lower piece keeps the region's attributes: only the upper
+        // piece's offset moves on.
+        let (la, ua) = self
             .tree
-            .split(vma.start(), at, upper.attrs)
-            .map_err(|_| Errno::EFAULT)? = lower.attrs;
-        Ok((lower, upper))
-    }
-
-    /// `split_vma`: [`split`](Self::split) unless the map count is at its limit.
-    pub(crate) fn split_checked(&mut self, k: &Kernel, vma: Vma, at: u64) -> SysResult<(Vma, Vma)> {
-        if self.map_count() >= k.params.max_map_count {
-            return Err(Errno::ENOMEM);
-        }
-        self.split(vma, at)
+            .split_at(x, at, upper.attrs)
+            .map_err(|_| Errno::EFAULT)?;
+        Ok((la, lower, ua, upper))
     }
 
     /// `vma_modify`: gives `[start, end)` (inside `vma`) the attributes
@@ -360,6 +381,23 @@ impl AddressSpace {
         end: u64,
         new: VmaAttrs,
     ) -> SysResult<Vma> {
+        let x = self.at_of(vma.start())?;
+        self.modify_range_at(k, x, vma, start, end, new)
+    }
+
+    /// [`modify_range`](Self::modify_range) of `vma`, found at tree
+    /// position `x`: neighbours are read and the tree reshaped from there,
+    /// without another lookup, and a merge is one change to the tree.
+    pub(crate) fn modify_range_at(
+        &mut self,
+        k: &Kernel,
+        x: At,
+        vma: Vma,
+        start: u64,
+        end: u64,
+        new: VmaAttrs,
+    ) -> SysResult<Vma> {
+        debug_assert_eq!(self.tree.start_at(x), vma.start());
         let piece = VmaAttrs {
             pgoff: vma.pgoff_at(start),
             ..new
@@ -369,16 +407,22 @@ impl AddressSpace {
         let right_side = end == vma.end();
 
         if !piece.flags.intersects(VmFlags::SPECIAL) && (left_side || right_side) {
-            let prev = if left_side {
-                self.vma_before(vma.start()).filter(|p| p.end() == start)
+            let pa = if left_side {
+                self.tree
+                    .pred_at(x)
+                    .filter(|&a| self.tree.end_at(a) == start)
             } else {
                 None
             };
-            let next = if right_side {
-                self.vma_from(vma.end()).filter(|n| n.start() == end)
+            let na = if right_side {
+                self.tree
+                    .succ_at(x)
+                    .filter(|&a| self.tree.start_at(a) == end)
             } else {
                 None
             };
+            let prev = pa.map(|a| self.vma_at(a));
+            let next = na.map(|a| self.vma_at(a));
             let merge_left = prev.is_some_and(|p| can_merge(&p.attrs, p.pages(), &piece));
             let merge_right = next.is_some_and(|n| {
                 can_merge(&piece, piece_pages, &n.attrs)
@@ -392,63 +436,74 @@ impl AddressSpace {
                             )
                         }))
             });
-            match (prev, next, merge_left, merge_right) {
-                (Some(p), Some(n), true, true) => {
+            match (prev.zip(pa), next.zip(na), merge_left, merge_right) {
+                (Some((p, pa)), Some((n, _)), true, true) => {
                     // prev absorbs the middle and next.
                     let attrs = merged_attrs(&merged_attrs(&p.attrs, &piece), &n.attrs);
-                    self.remove(vma.start());
-                    self.remove(n.start());
-                    let merged = Vma::new(p.start, n.end, attrs);
-                    self.reshape(p.start(), &merged)?;
-                    return Ok(merged);
+                    let a = self.tree.absorb_next(pa, 2);
+                    self.set_attrs_at(a, attrs);
+                    return Ok(Vma::new(p.start, n.end, attrs));
                 }
-                (Some(p), _, true, false) => {
+                (Some((p, pa)), _, true, false) => {
                     let attrs = merged_attrs(&p.attrs, &piece);
                     let merged = Vma::new(p.start, VirtAddr::new(end), attrs);
-                    if right_side {
-                        self.remove(vma.start());
+                    let a = if right_side {
+                        self.tree.absorb_next(pa, 1)
                     } else {
-                        let mut rest = vma;
-                        rest.start = VirtAddr::new(end);
-                        rest.attrs.pgoff = vma.pgoff_at(end);
-                        self.reshape(vma.start(), &rest)?;
-                    }
-                    self.reshape(p.start(), &merged)?;
+                        // The rest of the region keeps [end, vma.end), its
+                        // offset moved on.
+                        let mut rest = vma.attrs;
+                        rest.pgoff = vma.pgoff_at(end);
+                        self.tree.move_boundary(pa, end);
+                        self.set_attrs_at(x, rest);
+                        pa
+                    };
+                    self.set_attrs_at(a, attrs);
                     return Ok(merged);
                 }
-                (_, Some(n), false, true) => {
+                (_, Some((n, na)), false, true) => {
                     let mut attrs = merged_attrs(&piece, &n.attrs);
                     attrs.pgoff = piece.pgoff;
                     let merged = Vma::new(VirtAddr::new(start), n.end, attrs);
-                    if left_side {
-                        self.remove(vma.start());
+                    let a = if left_side {
+                        // The region (all of it) and next become one.
+                        self.tree.absorb_next(x, 1)
                     } else {
-                        let mut rest = vma;
-                        rest.end = VirtAddr::new(start);
-                        self.reshape(vma.start(), &rest)?;
-                    }
-                    self.reshape(n.start(), &merged)?;
+                        // The rest of the region keeps [vma.start, start).
+                        self.tree.move_boundary(x, start);
+                        na
+                    };
+                    self.set_attrs_at(a, attrs);
                     return Ok(merged);
                 }
                 _ => {}
             }
         }
 
-        let mut middle = vma;
+        let (mut at, mut middle) = (x, vma);
         if middle.start() < start {
-            middle = self.split_checked(k, middle, start)?.1;
+            if self.map_count() >= k.params.max_map_count {
+                return Err(Errno::ENOMEM);
+            }
+            let (_, _, ua, upper) = self.split_at(at, middle, start)?;
+            (at, middle) = (ua, upper);
         }
         if middle.end() > end {
-            middle = self.split_checked(k, middle, end)?.0;
+            if self.map_count() >= k.params.max_map_count {
+                return Err(Errno::ENOMEM);
+            }
+            let (la, lower, _, _) = self.split_at(at, middle, end)?;
+            (at, middle) = (la, lower);
         }
         middle.attrs = piece;
-        self.set_attrs(middle.start(), piece);
+        self.set_attrs_at(at, piece);
         Ok(middle)
     }
 
     /// `vma_merge_new_range`, or a new region: maps `[start, end)` (which
     /// must be free) with `attrs`, joining a neighbour where Linux would.
     /// With `just_expand` only the lower neighbour is considered (`brk`).
+    /// One lookup finds both neighbours; the change is made from there.
     pub(crate) fn map_new_range(
         &mut self,
         start: u64,
@@ -457,12 +512,16 @@ impl AddressSpace {
         just_expand: bool,
     ) -> SysResult<Vma> {
         let pages = (end - start) >> PAGE_SHIFT;
-        let prev = self.vma_before(start).filter(|p| p.end() == start);
-        let next = if just_expand {
+        // The ranges just below and above the free range.
+        let (below, above) = self.tree.around_free(start, end).ok_or(Errno::EFAULT)?;
+        let pa = below.filter(|&a| self.tree.end_at(a) == start);
+        let na = if just_expand {
             None
         } else {
-            self.vma_from(end).filter(|n| n.start() == end)
+            above.filter(|&a| self.tree.start_at(a) == end)
         };
+        let prev = pa.map(|a| self.vma_at(a));
+        let next = na.map(|a| self.vma_at(a));
         let special = attrs.flags.intersects(VmFlags::SPECIAL);
         let merge_left = !special && prev.is_some_and(|p| can_merge(&p.attrs, p.pages(), &attrs));
         let merge_right = !special
@@ -478,32 +537,37 @@ impl AddressSpace {
                             )
                         }))
             });
-        match (prev, next, merge_left, merge_right) {
-            (Some(p), Some(n), true, true) => {
+        match (prev.zip(pa), next.zip(na), merge_left, merge_right) {
+            (Some((p, pa)), Some((n, _)), true, true) => {
                 let merged = Vma::new(
                     p.start,
                     n.end,
                     merged_attrs(&merged_attrs(&p.attrs, &attrs), &n.attrs),
                 );
-                self.remove(n.start());
-                self.reshape(p.start(), &merged)?;
+                // prev grows over the new range and next.
+                let a = self.tree.absorb_next(pa, 1);
+                self.set_attrs_at(a, merged.attrs);
                 Ok(merged)
             }
-            (Some(p), _, true, false) => {
+            (Some((p, pa)), _, true, false) => {
                 let merged = Vma::new(p.start, VirtAddr::new(end), merged_attrs(&p.attrs, &attrs));
-                self.reshape(p.start(), &merged)?;
+                self.tree.set_bounds_at(pa, p.start(), end);
+                self.set_attrs_at(pa, merged.attrs);
                 Ok(merged)
             }
-            (_, Some(n), false, true) => {
+            (_, Some((n, na)), false, true) => {
                 let mut a = merged_attrs(&attrs, &n.attrs);
                 a.pgoff = attrs.pgoff;
                 let merged = Vma::new(VirtAddr::new(start), n.end, a);
-                self.reshape(n.start(), &merged)?;
+                self.tree.set_bounds_at(na, start, n.end());
+                self.set_attrs_at(na, a);
                 Ok(merged)
             }
             _ => {
                 let vma = Vma::new(VirtAddr::new(start), VirtAddr::new(end), attrs);
-                self.insert(vma)?;
+                self.tree
+                    .insert_before(above, start, end, attrs)
+                    .map_err(|_| Errno::EFAULT)?;
                 Ok(vma)
             }
         }

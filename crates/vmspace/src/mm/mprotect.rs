@@ -6,6 +6,7 @@ use crate::errno::{Errno, SysResult};
 use crate::flags::VmFlags;
 use crate::system::Kernel;
 use crate::uapi::{PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_SEM, PROT_WRITE};
+use crate::vma::tree::At;
 use crate::vma::Vma;
 
 impl AddressSpace {
@@ -32,9 +33,16 @@ impl AddressSpace {
         if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM) != 0 {
             return Err(Errno::EINVAL);
         }
-        let Some(mut vma) = self.find_vma_intersection(start, end) else {
+        // find_vma_intersection(start, end), keeping the tree position so
+        // that mprotect_fixup changes the region without looking it up.
+        let Some(mut at) = self
+            .tree
+            .find_at(start)
+            .filter(|&a| self.tree.start_at(a) < end)
+        else {
             return Err(Errno::ENOMEM);
         };
+        let mut vma = self.vma_at(at);
         if grows & PROT_GROWSDOWN != 0 {
             start = vma.start();
             if !vma.flags().contains(VmFlags::GROWSDOWN) {
@@ -65,23 +73,28 @@ impl AddressSpace {
                 return Err(Errno::EACCES);
             }
             tmp = vma.end().min(end);
-            let done = self.mprotect_fixup(k, vma, nstart, tmp, newflags)?;
+            let done = self.mprotect_fixup(k, at, vma, nstart, tmp, newflags)?;
             tmp = done.end().min(end).max(tmp);
             nstart = tmp;
             if nstart >= end {
                 return Ok(0);
             }
-            match self.find_vma(nstart) {
-                Some(v) if v.start() < end => vma = v,
+            match self.tree.find_at(nstart) {
+                Some(a) if self.tree.start_at(a) < end => {
+                    at = a;
+                    vma = self.vma_at(a);
+                }
                 _ => return Err(Errno::ENOMEM),
             }
         }
     }
 
     /// `mprotect_fixup`: one region's part `[start, end)` gets `newflags`.
+    /// `at` is `vma`'s position in the tree.
     fn mprotect_fixup(
         &mut self,
         k: &mut Kernel,
+        at: At,
         vma: Vma,
         start: u64,
         end: u64,
@@ -120,7 +133,7 @@ impl AddressSpace {
         }
         let mut attrs = vma.attrs;
         attrs.flags = newflags;
-        let result = match self.modify_range(k, vma, start, end, attrs) {
+        let result = match self.modify_range_at(k, at, vma, start, end, attrs) {
             Ok(v) => v,
             Err(e) => {
                 k.vm_unacct_memory(charged);

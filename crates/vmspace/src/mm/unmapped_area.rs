@@ -222,14 +222,16 @@ impl AddressSpace {
                 return Err(Errno::ENOMEM);
             }
             if info.topdown {
-                let (_, gap_end) = self
+                let (_, gap_end, above) = self
                     .tree
-                    .highest_gap(low, high, length)
+                    .highest_gap_at(low, high, length)
                     .ok_or(Errno::ENOMEM)?;
                 let mut gap = gap_end - info.length;
                 gap -= gap.wrapping_sub(info.align_offset) & info.align_mask;
-                // A grows-down region right above wants its guard gap.
-                if let Some(next) = self.find_vma(gap_end) {
+                // A grows-down region right above wants its guard gap. (The
+                // search hands back the region above the gap: the first one
+                // ending above `gap_end`, i.e. `find_vma(gap_end)`.)
+                if let Some(next) = above.map(|a| self.vma_at(a)) {
                     if next.flags().intersects(VmFlags::STARTGAP) {
                         let sg = next.start_gap(p.stack_guard_gap);
                         if sg < gap_end {
@@ -240,13 +242,14 @@ impl AddressSpace {
                 }
                 return Ok(gap);
             } else {
-                let (gap_start, _) = self
+                let (gap_start, _, above) = self
                     .tree
-                    .lowest_gap(low, high, length)
+                    .lowest_gap_at(low, high, length)
                     .ok_or(Errno::ENOMEM)?;
                 let mut gap = gap_start + info.start_gap;
                 gap += info.align_offset.wrapping_sub(gap) & info.align_mask;
-                if let Some(next) = self.find_vma(gap_start) {
+                // `find_vma(gap_start)`, as above.
+                if let Some(next) = above.map(|a| self.vma_at(a)) {
                     if next.flags().intersects(VmFlags::STARTGAP)
                         && next.start_gap(p.stack_guard_gap) < gap + length - 1
                     {

@@ -107,9 +107,9 @@ const B: usize = 16;
 const MIN: usize = 7;
 /// Two siblings merge only if the result has at most this many entries.
 const MERGE_MAX: usize = B - 2;
-/// Search direction: highest first.
+/// The rightmost (highest) side.
 const R: usize = 1;
-/// Search direction: lowest first.
+/// The leftmost (lowest) side.
 const L: usize = 0;
 
 /// A leaf: up to [`B`] ranges in address order. Cache-line aligned, so
@@ -710,27 +710,55 @@ impl<V> RegionTree<V> {
 
     /// Records the summary of `child` (a leaf if `is_leaf`) in its parent,
     /// and so on upwards until a parent's record comes out unchanged (an
-    /// ancestor's record depends only on its children's).
-    fn refresh_up(&mut self, mut child: u32, mut is_leaf: bool) {
+    /// ancestor's record depends only on its children's). The tree must be
+    /// right but for `child`'s record.
+    #[inline]
+    fn refresh_up(&mut self, child: u32, is_leaf: bool) {
+        let parent = self.parent_of(child, is_leaf);
+        if parent == NIL {
+            return;
+        }
+        let (piv, gap) = if is_leaf {
+            self.leaf_summary(child)
+        } else {
+            self.nd(child).summary()
+        };
+        let j = self.nd(parent).slot_of(child);
+        self.record_up(parent, j, piv, gap);
+    }
+
+    /// Sets the record in slot `j` of node `p` to `(piv, gap)` and carries
+    /// the change up. A node's max gap is updated from the old one (kept in
+    /// its own parent's record) without a scan of its slots unless the
+    /// slot that held the maximum shrank.
+    fn record_up(&mut self, mut p: u32, mut j: usize, mut piv: u64, mut gap: u64) {
         loop {
-            let parent = self.parent_of(child, is_leaf);
-            if parent == NIL {
+            let n = self.ndm(p);
+            let old_gap = n.gap[j];
+            if n.pivot[j] == piv && old_gap == gap {
                 return;
             }
-            let (piv, gap) = if is_leaf {
-                self.leaf_summary(child)
+            n.pivot[j] = piv;
+            n.gap[j] = gap;
+            let gp = n.parent;
+            if gp == NIL {
+                return;
+            }
+            let new_piv = n.pivot[n.len as usize - 1];
+            let g = self.nd(gp);
+            let jg = g.slot_of(p);
+            let cur = g.gap[jg];
+            let new_gap = if gap >= cur {
+                gap
+            } else if old_gap < cur {
+                cur
             } else {
-                self.nd(child).summary()
+                self.nd(p).summary().1
             };
-            let p = self.ndm(parent);
-            let j = p.slot_of(child);
-            if p.pivot[j] == piv && p.gap[j] == gap {
-                return;
-            }
-            p.pivot[j] = piv;
-            p.gap[j] = gap;
-            child = parent;
-            is_leaf = false;
+            p = gp;
+            j = jg;
+            piv = new_piv;
+            gap = new_gap;
         }
     }
 
@@ -1361,6 +1389,66 @@ impl<V> RegionTree<V> {
         }
     }
 
+    /// Extends the range at `x` over the `k >= 1` ranges after it, which
+    /// are dropped: `x` ends where the last of them ended. Returns the new
+    /// place of `x`.
+    pub(crate) fn absorb_next(&mut self, x: At, k: usize) -> At {
+        let start = self.start_at(x);
+        let pos = x.pos as usize;
+        let len = self.lf(x.leaf).len as usize;
+        if pos + k < len {
+            // All in one leaf: one shift. The gaps left are unchanged (the
+            // absorbed ranges' are gone, the next range's pred ends where
+            // it did), only the leaf's max may drop.
+            let lf = self.lfm(x.leaf);
+            lf.end[pos] = lf.end[pos + k];
+            for v in &mut lf.vals[pos + 1..=pos + k] {
+                *v = None;
+            }
+            lf.end.copy_within(pos + k + 1..len, pos + 1);
+            lf.start.copy_within(pos + k + 1..len, pos + 1);
+            lf.vals[pos + 1..len].rotate_left(k);
+            lf.end[len - k..len].fill(u64::MAX);
+            lf.len -= k as u32;
+            let parent = lf.parent;
+            self.count -= k;
+            if parent == NIL || len - k >= MIN {
+                self.refresh_up(x.leaf, true);
+                return x;
+            }
+            let mut dead = Dead::new();
+            self.rebalance_leaf(x.leaf, &mut dead);
+            self.free_dead(&mut dead);
+            return self.at_of(start).expect("the range stays");
+        }
+        // Across leaves: one range at a time.
+        let mut x = x;
+        let mut new_end = self.end_at(x);
+        for _ in 0..k {
+            let s = self.succ_at(x).expect("k ranges follow");
+            new_end = self.end_at(s);
+            self.remove_at(s);
+            x = self.at_of(start).expect("the range stays");
+        }
+        self.set_bounds_at(x, start, new_end);
+        x
+    }
+
+    /// Moves the boundary between the range at `x` and the next one, which
+    /// starts where `x` ends, to `b`, strictly inside the two.
+    pub(crate) fn move_boundary(&mut self, x: At, b: u64) {
+        let s = self.succ_at(x).expect("a next range");
+        debug_assert_eq!(self.end_at(x), self.start_at(s));
+        debug_assert!(self.start_at(x) < b && b < self.end_at(s));
+        self.lfm(x.leaf).end[x.pos as usize] = b;
+        self.lfm(s.leaf).start[s.pos as usize] = b;
+        // The gap between the two stays empty; only the pivot of `x`'s
+        // leaf moves, when `x` is its last range.
+        if s.leaf != x.leaf {
+            self.refresh_up(x.leaf, true);
+        }
+    }
+
     // ----- gap search -----------------------------------------------------
 
     /// The gap above the last range: `[last.end, u64::MAX)`, or the whole
@@ -1385,52 +1473,93 @@ impl<V> RegionTree<V> {
     /// `[low, high)`, the highest one at least `size` bytes long, as its
     /// clipped `(start, end)`. A `size` of 0 is treated as 1.
     pub fn highest_gap(&self, low: u64, high: u64, size: u64) -> Option<(u64, u64)> {
+        self.highest_gap_at(low, high, size).map(|(s, e, _)| (s, e))
+    }
+
+    /// [`highest_gap`](Self::highest_gap), with the place of the range
+    /// just above the gap (`None` for the gap above the last range): the
+    /// first range ending above any address of the gap.
+    pub(crate) fn highest_gap_at(
+        &self,
+        low: u64,
+        high: u64,
+        size: u64,
+    ) -> Option<(u64, u64, Option<At>)> {
         let size = size.max(1);
         if low >= high || high - low < size {
             return None;
         }
         let (ts, te) = self.top_gap();
-        if let Some(g) = clip_fit(ts, te, low, high, size) {
-            return Some(g);
+        if let Some((s, e)) = clip_fit(ts, te, low, high, size) {
+            return Some((s, e, None));
         }
         if self.root == NIL {
             return None;
         }
         let w = Window { low, high, size };
-        self.search(self.root, self.height, 0, &w, R)
+        self.search::<true>(self.root, self.height, 0, &w)
+            .map(|(s, e, a)| (s, e, Some(a)))
     }
 
     /// Bottom-up free-area search: like [`highest_gap`](Self::highest_gap)
     /// but returns the lowest fitting clipped gap.
     pub fn lowest_gap(&self, low: u64, high: u64, size: u64) -> Option<(u64, u64)> {
+        self.lowest_gap_at(low, high, size).map(|(s, e, _)| (s, e))
+    }
+
+    /// [`lowest_gap`](Self::lowest_gap), with the place of the range just
+    /// above the gap as for [`highest_gap_at`](Self::highest_gap_at).
+    pub(crate) fn lowest_gap_at(
+        &self,
+        low: u64,
+        high: u64,
+        size: u64,
+    ) -> Option<(u64, u64, Option<At>)> {
         let size = size.max(1);
         if low >= high || high - low < size {
             return None;
         }
         if self.root != NIL {
             let w = Window { low, high, size };
-            if let Some(g) = self.search(self.root, self.height, 0, &w, L) {
-                return Some(g);
+            if let Some((s, e, a)) = self.search::<false>(self.root, self.height, 0, &w) {
+                return Some((s, e, Some(a)));
             }
         }
         let (ts, te) = self.top_gap();
-        clip_fit(ts, te, low, high, size)
+        clip_fit(ts, te, low, high, size).map(|(s, e)| (s, e, None))
     }
 
-    /// The highest (`dir == R`) or lowest (`dir == L`) fitting clipped gap
-    /// below a range of the subtree at `i` (`h` levels above the leaves),
-    /// whose first range's predecessor ends at `lo`. Recursion depth is at
-    /// most the tree height.
-    fn search(&self, i: u32, h: u32, lo: u64, w: &Window, dir: usize) -> Option<(u64, u64)> {
+    /// The highest (`UP`) or lowest fitting clipped gap below a range of
+    /// the subtree at `i` (`h` levels above the leaves), whose first
+    /// range's predecessor ends at `lo`, with the place of that range.
+    /// Recursion depth is at most the tree height.
+    fn search<const UP: bool>(
+        &self,
+        i: u32,
+        h: u32,
+        lo: u64,
+        w: &Window,
+    ) -> Option<(u64, u64, At)> {
         if h == 0 {
             let l = self.lf(i);
             let n = l.len as usize;
             for t in 0..n {
-                let k = if dir == R { n - 1 - t } else { t };
+                let k = if UP { n - 1 - t } else { t };
                 let gs = if k == 0 { lo } else { l.end[k - 1] };
                 let ge = l.start[k];
-                if let Some(g) = clip_fit(gs, ge, w.low, w.high, w.size) {
-                    return Some(g);
+                // The gaps further on lie wholly outside the window.
+                if (UP && ge <= w.low) || (!UP && gs >= w.high) {
+                    break;
+                }
+                if ge - gs < w.size {
+                    continue;
+                }
+                if let Some((s, e)) = clip_fit(gs, ge, w.low, w.high, w.size) {
+                    let at = At {
+                        leaf: i,
+                        pos: k as u32,
+                    };
+                    return Some((s, e, at));
                 }
             }
             return None;
@@ -1438,44 +1567,45 @@ impl<V> RegionTree<V> {
         let nd = self.nd(i);
         let n = nd.len as usize;
         for t in 0..n {
-            let j = if dir == R { n - 1 - t } else { t };
+            let j = if UP { n - 1 - t } else { t };
             if nd.gap[j] < w.size {
                 continue;
             }
             let clo = if j == 0 { lo } else { nd.pivot[j - 1] };
             let chi = nd.pivot[j];
+            if (UP && chi <= w.low) || (!UP && clo >= w.high) {
+                break;
+            }
             if clip_fit(clo, chi, w.low, w.high, w.size).is_none() {
                 continue;
             }
             if w.low <= clo && chi <= w.high {
                 // Nothing in there is clipped: the max gap is an answer.
-                return self.greedy(nd.child[j], h - 1, clo, w.size, dir);
+                return self.greedy::<UP>(nd.child[j], h - 1, clo, w.size);
             }
-            if let Some(g) = self.search(nd.child[j], h - 1, clo, w, dir) {
+            if let Some(g) = self.search::<UP>(nd.child[j], h - 1, clo, w) {
                 return Some(g);
             }
         }
         None
     }
 
-    /// The highest (`dir == R`) or lowest (`dir == L`) gap of at least
-    /// `size` below a range of the subtree at `i` (`h` levels above the
-    /// leaves, first predecessor's end `lo`), which its parent records with
-    /// a max gap `>= size`.
-    fn greedy(
+    /// The highest (`UP`) or lowest gap of at least `size` below a range of
+    /// the subtree at `i` (`h` levels above the leaves, first predecessor's
+    /// end `lo`), which its parent records with a max gap `>= size`.
+    fn greedy<const UP: bool>(
         &self,
         mut i: u32,
         mut h: u32,
         mut lo: u64,
         size: u64,
-        dir: usize,
-    ) -> Option<(u64, u64)> {
+    ) -> Option<(u64, u64, At)> {
         while h > 0 {
             let nd = self.nd(i);
             let n = nd.len as usize;
             let mut found = None;
             for t in 0..n {
-                let j = if dir == R { n - 1 - t } else { t };
+                let j = if UP { n - 1 - t } else { t };
                 if nd.gap[j] >= size {
                     found = Some(j);
                     break;
@@ -1491,13 +1621,17 @@ impl<V> RegionTree<V> {
         let l = self.lf(i);
         let n = l.len as usize;
         for t in 0..n {
-            let k = if dir == R { n - 1 - t } else { t };
+            let k = if UP { n - 1 - t } else { t };
             let gs = if k == 0 { lo } else { l.end[k - 1] };
             if l.start[k] - gs >= size {
-                return Some((gs, l.start[k]));
+                let at = At {
+                    leaf: i,
+                    pos: k as u32,
+                };
+                return Some((gs, l.start[k], at));
             }
         }
-        debug_assert!(false, "max_gap promised a missing gap");
+        debug_assert!(false, "a max gap promised a missing gap");
         None
     }
 

@@ -23,7 +23,17 @@ fn render(path: &Path) -> String {
     let mut engine = EngineBackend::new(&config).unwrap_or_else(|e| panic!("{name}: {e}"));
     let (records, result) = run_collect(&script, &mut engine);
     result.unwrap_or_else(|e| panic!("{name}: {e:?}"));
-    records.iter().map(|r| output::text(r) + "\n").collect()
+    records
+        .iter()
+        .map(|r| {
+            let t = output::text(r);
+            if t.ends_with('\n') {
+                t
+            } else {
+                t + "\n"
+            }
+        })
+        .collect()
 }
 
 #[test]

@@ -249,33 +249,26 @@ impl AddressSpace {
         // A fault is retried; two passes settle any fault (the second is
         // for a fetch that faulted a page in and now meets no-execute).
         for _ in 0..3 {
-            let e = self.pte(&k.phys, addr);
-            if pgtable::pte_hw_present(e) && e & bits::USER != 0 {
+            // One walk: find the entry, check it, set the accessed and dirty
+            // bits in place.
+            let slot = self.mem.tables.as_ref().and_then(|t| t.slot(&k.phys, addr));
+            let e = slot.map_or(0, |s| pgtable::read(&k.phys, s));
+            let present = pgtable::pte_hw_present(e) && e & bits::USER != 0;
+            if present {
                 let allowed = match access {
                     Access::Read => true,
                     Access::Write => e & bits::RW != 0,
                     Access::Exec => e & bits::NX == 0,
                 };
                 if allowed {
-                    let want = bits::ACCESSED
-                        | if access == Access::Write {
-                            bits::DIRTY
-                        } else {
-                            0
-                        };
-                    if e & want != want {
-                        if let Some(s) =
-                            self.mem.tables.as_ref().and_then(|t| t.slot(&k.phys, addr))
-                        {
-                            pgtable::write(&mut k.phys, s, e | want);
-                        }
+                    let want = bits::ACCESSED | if access == Access::Write { bits::DIRTY } else { 0 };
+                    if let (true, Some(s)) = (e & want != want, slot) {
+                        pgtable::write(&mut k.phys, s, e | want);
                     }
                     return Ok(pgtable::pte_frame(e));
                 }
-                self.handle_fault(k, addr, access, true)?;
-            } else {
-                self.handle_fault(k, addr, access, false)?;
             }
+            self.handle_fault(k, addr, access, present)?;
         }
         Err(segv(SEGV_ACCERR, addr))
     }

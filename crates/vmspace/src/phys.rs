@@ -161,8 +161,9 @@ impl PhysMem {
         if n as usize == self.chunks.len() * CHUNK_FRAMES {
             let frames = CHUNK_FRAMES.min((self.limit - n) as usize);
             self.chunks.push(vec![[0u8; FRAME_SIZE]; frames]);
-            self.meta
-                .resize(self.meta.len() + frames, FrameMeta::default());
+            // Exact growth: metadata stays at 16 bytes a frame.
+            self.meta.reserve_exact(frames);
+            self.meta.resize(self.meta.len() + frames, FrameMeta::default());
         }
         self.touched += 1;
         self.used += 1;

@@ -867,7 +867,7 @@ impl<V> RegionTree<V> {
             };
         }
         // Split: the left leaf keeps `lc` of the B + 1 ranges.
-        let lc = if pos >= B - 1 { B - 1 } else { (B + 1) / 2 };
+        let lc = if pos >= B - 1 { B - 1 } else { B.div_ceil(2) };
         let from = if pos < lc { lc - 1 } else { lc };
         let r = self.alloc_leaf();
         let (lf, rf) = two_mut(&mut self.leaves, l, r);
@@ -965,7 +965,7 @@ impl<V> RegionTree<V> {
             self.refresh_up(p, false);
             return;
         }
-        let lc = if j >= B - 1 { B - 1 } else { (B + 1) / 2 };
+        let lc = if j >= B - 1 { B - 1 } else { B.div_ceil(2) };
         let from = if j < lc { lc - 1 } else { lc };
         let q = self.alloc_node(leafy);
         let (pn, qn) = two_mut(&mut self.nodes, p, q);

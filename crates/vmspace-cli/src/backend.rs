@@ -289,6 +289,11 @@ pub struct ProcSnapshot {
     /// Which pages are resident, one run a line: `start-end kind` in hex,
     /// kind `anon`, `file`, `zero` or `special` (from `/proc/PID/pagemap`).
     pub resident: Option<String>,
+    /// The real-kernel helper's own program image `[start, end)`, when the
+    /// snapshot is of the helper: after a `fork` both helper processes fault
+    /// their whole image in (reading text, writing data), and a comparison
+    /// has to apply the same touches to the engine's processes.
+    pub helper_image: Option<(u64, u64)>,
 }
 
 /// A machine parameter (`set KEY=VALUE` / `--set KEY=VALUE`).

@@ -1,9 +1,8 @@
 //! The vmspace engine behind the [`Backend`] seam.
 //!
-//! Calls go to a [`vmspace::System`] as system calls with a pid. What the
-//! engine cannot model yet (memory accesses and page-level inspection, which
-//! arrive with page tables; processes, which arrive with fork) is reported as
-//! a [`BackendError`] naming the missing piece, never as a made-up result.
+//! Calls go to a [`vmspace::System`] as system calls with a pid; memory
+//! accesses and inspections go to the same system, so one process's view of
+//! memory is what the engine's page tables say.
 
 use vmspace::access::AccessError;
 use vmspace::import::{import, SnapshotText};
@@ -16,6 +15,8 @@ use crate::run::{EngineConfig, StartState};
 pub struct EngineBackend {
     sys: System,
     main: Pid,
+    /// The real-kernel helper's image, when starting from its snapshot.
+    helper_image: Option<(u64, u64)>,
 }
 
 impl EngineBackend {
@@ -44,7 +45,11 @@ impl EngineBackend {
                 sys.add_process(pid, mm, vsyscall)
             }
         };
-        Ok(EngineBackend { sys, main })
+        let helper_image = match &config.start {
+            StartState::Snapshot(s) => s.helper_image,
+            StartState::Exec => None,
+        };
+        Ok(EngineBackend { sys, main, helper_image })
     }
 
     /// The simulated machine.
@@ -67,6 +72,21 @@ fn addr(r: Result<u64, Errno>) -> Outcome {
     }
 }
 
+/// What the real-kernel helper does to its own image right after a fork
+/// (reads every text page, rewrites every writable page), applied to an
+/// engine process so that the comparison sees the same pages.
+fn helper_touches_image(s: &mut System, pid: Pid, start: u64, end: u64) {
+    let mut page = start;
+    while page < end {
+        let writable = s
+            .process(pid)
+            .and_then(|p| p.mm.vma_containing(page))
+            .is_some_and(|v| v.flags().contains(vmspace::VmFlags::WRITE));
+        let _ = s.touch(pid, page, writable);
+        page += 4096;
+    }
+}
+
 /// A memory access's outcome: a value, a signal, or the process killed.
 fn access(r: Result<Outcome, AccessError>) -> Result<Outcome, BackendError> {
     match r {
@@ -81,11 +101,6 @@ fn access(r: Result<Outcome, AccessError>) -> Result<Outcome, BackendError> {
     }
 }
 
-fn not_yet(what: &str, issue: &str) -> Result<Outcome, BackendError> {
-    Err(BackendError(format!(
-        "the engine does not model {what} yet (it arrives with {issue})"
-    )))
-}
 
 impl Backend for EngineBackend {
     fn main_pid(&self) -> Pid {
@@ -194,14 +209,25 @@ impl EngineBackend {
                 access(s.store(pid, a, len, byte as u8).map(|_| Outcome::Value(0)))?
             }
             Call::Exec { addr: a } => access(s.exec(pid, a).map(|_| Outcome::Value(0)))?,
-            Call::Peek { .. } | Call::Poke { .. } => {
-                return not_yet("forced access (peek, poke)", "processes")
-            }
+            Call::Peek { addr: a, len } => match s.peek(pid, a, len) {
+                Ok(h) => Outcome::Hash(h),
+                Err(e) => Outcome::Error(e as i32),
+            },
+            Call::Poke { addr: a, len, byte } => value(s.poke(pid, a, len, byte as u8).map(|_| 0)),
             Call::Exit { .. } => match s.exit(pid) {
                 Ok(()) => Outcome::Exited,
                 Err(e) => return Err(BackendError(e.to_string())),
             },
-            Call::Fork => return not_yet("fork", "processes"),
+            Call::Fork => match s.fork(pid) {
+                Ok(child) => {
+                    if let Some((start, end)) = self.helper_image {
+                        helper_touches_image(s, pid, start, end);
+                        helper_touches_image(s, child, start, end);
+                    }
+                    Outcome::Value(child as i64)
+                }
+                Err(e) => Outcome::Error(e as i32),
+            },
         })
     }
 }

@@ -99,6 +99,7 @@ impl HostBackend {
             brk: Some(brk),
             limits: Some(puppet.proc_text("limits")?),
             resident: Some(resident),
+            helper_image: helper_image(&maps),
             maps,
         };
         let main = puppet.pid() as Pid;
@@ -279,6 +280,27 @@ impl Backend for HostBackend {
         };
         Ok(out)
     }
+}
+
+/// The helper's image: its program's regions and the .bss region right
+/// after them.
+fn helper_image(maps: &str) -> Option<(u64, u64)> {
+    let entries: Vec<_> = maps.lines().filter_map(vmspace::import::parse_maps_line).collect();
+    let first = entries.iter().position(|e| e.name.contains("vmspace-puppet"))?;
+    let mut end = entries[first].end;
+    for e in &entries[first..] {
+        if e.start != end && e.start != entries[first].start {
+            break;
+        }
+        if !(e.name.contains("vmspace-puppet") || e.name.is_empty()) {
+            break;
+        }
+        end = e.end;
+        if e.name.is_empty() {
+            break;
+        }
+    }
+    Some((entries[first].start, end))
 }
 
 /// The resident pages of every region, from `/proc/PID/pagemap`, as the

@@ -398,6 +398,7 @@ pub fn read_proc_dir(dir: &Path) -> Result<ProcSnapshot, String> {
         brk,
         limits: read_optional(&dir.join("limits"))?,
         resident: read_optional(&dir.join("resident"))?,
+        helper_image: None,
     })
 }
 

@@ -5,16 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use vmspace_cli::backend::Param;
-use vmspace_cli::diff::{engine_params, host_cannot_follow};
+use vmspace_cli::diff::{compare, engine_params, host_cannot_follow, render_text};
 use vmspace_cli::engine_backend::EngineBackend;
 use vmspace_cli::host_backend::{host_params, HostBackend, HostConfig};
-use vmspace_cli::output;
-use vmspace_cli::run::{run_collect, EngineConfig, Record, StartState};
+use vmspace_cli::run::{run_collect, EngineConfig, StartState};
 use vmspace_cli::scenario::{merge_params, parse};
-
-fn comparable(r: &Record) -> String {
-    output::text(r)
-}
 
 fn scenario_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -59,27 +54,13 @@ fn check(path: &Path) -> Result<usize, String> {
     hr.map_err(|e| format!("{name}: host run failed: {e:?}"))?;
     let (e, er) = run_collect(&script, &mut engine);
     er.map_err(|e| format!("{name}: engine run failed: {e:?}"))?;
-    let mut report = String::new();
-    for (a, b) in h.iter().zip(e.iter()) {
-        let (ta, tb) = (comparable(a), comparable(b));
-        if ta != tb {
-            report.push_str(&format!(
-                "line {}:\n  host:   {ta}\n  engine: {tb}\n",
-                a.line
-            ));
-        }
-    }
-    if h.len() != e.len() {
-        report.push_str(&format!(
-            "host gave {} records, engine {}\n",
-            h.len(),
-            e.len()
-        ));
-    }
-    if report.is_empty() {
+    // The same comparison `vmspace diff` makes (fork results compare equal
+    // whatever pid each kernel chose).
+    let diffs = compare(&h, &e);
+    if diffs.is_empty() {
         Ok(h.len())
     } else {
-        Err(format!("{name} differs:\n{report}"))
+        Err(format!("{name} differs:\n{}", render_text(&diffs)))
     }
 }
 

@@ -734,6 +734,11 @@ unsafe fn op_fork() -> bool {
     let (ours, theirs) = (read_volatile(sv) as u64, read_volatile(sv.add(1)) as u64);
     // fork() as the C library does it: clone(SIGCHLD) on the same stack.
     let pid = sys6(SYS_CLONE, SIGCHLD, 0, 0, 0, 0, 0);
+    // Both sides now share the image copy-on-write. Whatever each touches
+    // while serving later requests would change what is shared; touching
+    // the whole image at once, on both sides, makes that fixed: every
+    // writable page private to each, every text page mapped in each.
+    prefault_image();
     if pid == 0 {
         if sys3(SYS_DUP2, theirs, CHAN, 0) < 0 {
             exit(122);

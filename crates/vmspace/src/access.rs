@@ -106,6 +106,14 @@ impl System {
         })
     }
 
+    /// Touches one byte at `addr` for read or write without changing it, as
+    /// a program running its own code does (`write` rewrites the byte's own
+    /// value). Used to model what a running process does to its own image.
+    pub fn touch(&mut self, pid: Pid, addr: u64, write: bool) -> Result<(), AccessError> {
+        let kind = if write { Access::Write } else { Access::Read };
+        self.access(pid, addr, 1, kind, |_, _, _, _| {})
+    }
+
     /// `exec(addr)`: fetches one instruction byte. Fetches from the
     /// vsyscall page are emulated by the kernel and succeed.
     pub fn exec(&mut self, pid: Pid, addr: u64) -> Result<(), AccessError> {

@@ -362,7 +362,7 @@ impl AddressSpace {
     }
 
     /// `handle_mm_fault` for a permitted access at `addr`.
-    fn handle_mm_fault(
+    pub(crate) fn handle_mm_fault(
         &mut self,
         k: &mut Kernel,
         vma: &Vma,
@@ -409,9 +409,11 @@ impl AddressSpace {
         }
         let vma = self.anon_vma_prepare(k, vma);
         let frame = self.new_anon_page(k, &vma, page)?;
-        let mut pte = pgtable::make_pte(frame, prot | bits::DIRTY);
+        // pte_mkwrite(pte_mkdirty()) only for a writable region: a forced
+        // write into a read-only one leaves the entry clean and read-only.
+        let mut pte = pgtable::make_pte(frame, prot);
         if vma.flags().contains(VmFlags::WRITE) {
-            pte |= bits::RW;
+            pte |= bits::RW | bits::DIRTY;
         }
         let slot = self.tables(&mut k.phys)?.slot_alloc(&mut k.phys, page);
         match slot {
@@ -469,12 +471,11 @@ impl AddressSpace {
         let zero = e & bits::SPECIAL != 0 && old == k.phys.zero_page();
         let anon = !zero && k.phys.flags(old).contains(FrameFlags::ANON);
         if anon && k.phys.mapcount(old) == 1 && k.phys.refcount(old) == 1 {
-            // wp_can_reuse_anon_folio: exclusive, reuse it.
-            pgtable::write(
-                &mut k.phys,
-                slot,
-                e | bits::RW | bits::DIRTY | bits::ACCESSED,
-            );
+            // wp_can_reuse_anon_folio: only this process maps it; reuse it
+            // and mark it exclusive again.
+            let fl = k.phys.flags(old);
+            k.phys.set_flags(old, fl | FrameFlags::EXCLUSIVE);
+            pgtable::write(&mut k.phys, slot, e | maybe_mkwrite(vma) | bits::DIRTY | bits::ACCESSED);
             return Ok(());
         }
         // wp_page_copy
@@ -484,7 +485,7 @@ impl AddressSpace {
             let src = *k.phys.data(old);
             k.phys.data_mut(frame).copy_from_slice(&src);
         }
-        let pte = pgtable::make_pte(frame, prot | bits::DIRTY | bits::RW);
+        let pte = pgtable::make_pte(frame, prot | bits::DIRTY | maybe_mkwrite(&vma));
         pgtable::write(&mut k.phys, slot, pte);
         if !zero {
             self.unaccount_page(k, old);
@@ -540,11 +541,7 @@ impl AddressSpace {
                 .tables(&mut k.phys)?
                 .slot_alloc(&mut k.phys, page)
                 .map_err(|_| FaultError::OutOfMemory)?;
-            pgtable::write(
-                &mut k.phys,
-                slot,
-                pgtable::make_pte(frame, prot | bits::DIRTY | bits::RW),
-            );
+            pgtable::write(&mut k.phys, slot, pgtable::make_pte(frame, prot | bits::DIRTY | maybe_mkwrite(&vma)));
             return Ok(());
         }
         if !write {
@@ -678,6 +675,15 @@ impl AddressSpace {
         } else {
             self.account_file_page(k, f, -1);
         }
+    }
+}
+
+/// `maybe_mkwrite`: the writable bit, if the region is writable.
+fn maybe_mkwrite(vma: &Vma) -> u64 {
+    if vma.flags().contains(VmFlags::WRITE) {
+        bits::RW
+    } else {
+        0
     }
 }
 

@@ -17,6 +17,7 @@ pub mod access;
 pub mod addr;
 pub mod errno;
 pub mod flags;
+pub mod fork;
 pub mod uapi;
 pub mod vma;
 

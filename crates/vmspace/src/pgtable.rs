@@ -19,7 +19,7 @@
 //! Invariant: every non-empty entry of an upper level points at a frame
 //! marked as a page table, owned by this address space.
 
-use crate::phys::{Frame, FrameFlags, PhysMem};
+use crate::phys::{Frame, PhysMem};
 
 /// Entry bits.
 pub mod bits {
@@ -114,7 +114,6 @@ impl PageTables {
     /// Empty tables: a fresh PML4.
     pub fn new(phys: &mut PhysMem) -> Result<PageTables, OutOfMemory> {
         let root = phys.alloc().ok_or(OutOfMemory)?;
-        phys.set_flags(root, FrameFlags::PAGETABLE);
         Ok(PageTables { root, tables: 0 })
     }
 
@@ -154,7 +153,6 @@ impl PageTables {
                 Frame::containing(e & ADDR_MASK)
             } else {
                 let t = phys.alloc().ok_or(OutOfMemory)?;
-                phys.set_flags(t, FrameFlags::PAGETABLE);
                 phys.write_u64(table, off, t.phys_addr() | TABLE);
                 self.tables += 1;
                 t
@@ -182,7 +180,6 @@ impl PageTables {
                 Frame::containing(e & ADDR_MASK)
             } else if alloc {
                 let t = phys.alloc().ok_or(OutOfMemory)?;
-                phys.set_flags(t, FrameFlags::PAGETABLE);
                 phys.write_u64(table, off, t.phys_addr() | TABLE);
                 self.tables += 1;
                 t

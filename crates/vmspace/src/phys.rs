@@ -73,8 +73,8 @@ bitflags! {
         const REFERENCED = 1 << 3;
         /// Mlocked (`PG_mlocked`).
         const MLOCKED = 1 << 4;
-        /// A page-table page.
-        const PAGETABLE = 1 << 5;
+        /// On the active LRU list (`PG_active`).
+        const ACTIVE = 1 << 5;
         /// Lazily freeable (`MADV_FREE`d and clean).
         const LAZYFREE = 1 << 6;
         /// Anonymous and mapped by one process only (`PageAnonExclusive`).

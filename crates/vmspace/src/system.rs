@@ -135,15 +135,12 @@ impl Kernel {
     /// longer mapped anywhere can be released.
     pub(crate) fn release_regions(&mut self, _mm: &AddressSpace, removed: &[Vma]) {
         for v in removed {
-            if let Some(f) = v.attrs.file {
-                if let Some(of) = self.files.file(f) {
-                    let inode = of.inode;
-                    if self.shmem_charge.contains_key(&inode)
-                        && !self.release_candidates.contains(&inode)
-                    {
-                        self.release_candidates.push(inode);
-                    }
-                }
+            let Some(inode) = v.attrs.file.and_then(|f| self.files.file(f)).map(|f| f.inode) else {
+                continue;
+            };
+            let anon_shmem = self.files.inode(inode).is_some_and(|i| i.kind == InodeKind::ShmemAnon);
+            if anon_shmem && !self.release_candidates.contains(&inode) {
+                self.release_candidates.push(inode);
             }
         }
     }
@@ -249,8 +246,13 @@ impl System {
                 })
             });
             if !still_mapped {
+                // The last mapping of a shared anonymous object is gone: the
+                // object, its pages and its commit charge go with it.
                 if let Some(pages) = self.kernel.shmem_charge.remove(&inode) {
                     self.kernel.vm_unacct_memory(pages);
+                }
+                for f in self.kernel.cache.remove_inode(inode) {
+                    self.kernel.phys.put(f);
                 }
             }
         }

@@ -205,6 +205,16 @@ impl AddressSpace {
         vma.attrs.file.is_none() && !self.is_special_mapping(vma)
     }
 
+    /// The name table (special mappings, imported names), for a fork.
+    pub(crate) fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Replaces the name table (a fork's child takes its parent's).
+    pub(crate) fn set_names(&mut self, names: Vec<String>) {
+        self.names = names;
+    }
+
     /// Interns a region name (`[vdso]`, an imported `[anon:...]`, ...).
     pub fn intern_name(&mut self, text: &str) -> VmaName {
         if let Some(i) = self.names.iter().position(|n| n == text) {

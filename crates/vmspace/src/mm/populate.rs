@@ -108,7 +108,7 @@ impl AddressSpace {
             let hi = v.end().min(end);
             while page < hi {
                 match self.fault_in(k, page, access) {
-                    Ok(()) => {}
+                    Ok(()) => self.mark_accessed(k, page),
                     Err(FaultError::OutOfMemory) => return Err(Errno::ENOMEM),
                     Err(FaultError::Signal(_)) => {
                         if ignore_errors {
@@ -133,4 +133,29 @@ fn anon_vma_compatible(a: &Vma, b: &Vma) -> bool {
         && fa.file == fb.file
         && ((fa.flags ^ fb.flags) - ignore).is_empty()
         && fb.pgoff == fa.pgoff.wrapping_add(a.pages())
+}
+
+impl AddressSpace {
+    /// `folio_mark_accessed` on the page mapped at `addr`, as
+    /// `get_user_pages` with `FOLL_TOUCH` does: an unreferenced page becomes
+    /// referenced; a referenced inactive page is activated (and loses the
+    /// referenced bit); mlocked pages only ever gain the bit.
+    fn mark_accessed(&mut self, k: &mut Kernel, addr: u64) {
+        use crate::phys::FrameFlags;
+        let e = self.pte(&k.phys, addr);
+        if !crate::pgtable::pte_present(e) || e & crate::pgtable::bits::SPECIAL != 0 {
+            return;
+        }
+        let f = crate::pgtable::pte_frame(e);
+        let fl = k.phys.flags(f);
+        let unevictable = self.vma_containing(addr).is_some_and(|v| v.flags().contains(VmFlags::LOCKED));
+        let new = if !fl.contains(FrameFlags::REFERENCED) {
+            fl | FrameFlags::REFERENCED
+        } else if unevictable || fl.contains(FrameFlags::ACTIVE) {
+            fl
+        } else {
+            (fl | FrameFlags::ACTIVE) - FrameFlags::REFERENCED
+        };
+        k.phys.set_flags(f, new);
+    }
 }

@@ -1,0 +1,286 @@
+//! `fork` (`dup_mmap`, `copy_page_range`, `anon_vma_fork`) and forced
+//! access through `/proc/PID/mem` (`access_remote_vm` with `FOLL_FORCE`).
+//!
+//! The child gets a copy of every region but `VM_DONTCOPY` ones, without
+//! lock bits; `VM_WIPEONFORK` regions come back empty. Page-table entries
+//! are copied only where a fault could not recreate them: regions with an
+//! `anon_vma` (anonymous pages) or raw frame maps. Private anonymous pages
+//! become shared by both processes and are write-protected in both where
+//! they were writable, so the first write on either side copies
+//! (copy-on-write). Shared mappings keep sharing their pages.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use crate::access::Fnv1a;
+use crate::addr::PAGE_SIZE;
+use crate::errno::{Errno, SysResult};
+use crate::fault::{Access, FaultError};
+use crate::flags::VmFlags;
+use crate::mm::AddressSpace;
+use crate::pgtable::{self, bits, PageTables};
+use crate::phys::FrameFlags;
+use crate::system::{Kernel, Pid, System};
+use crate::vma::Vma;
+
+impl System {
+    /// `fork()`: a new process with a copy-on-write copy of `pid`'s address
+    /// space and its descriptors. Returns the child's pid.
+    pub fn fork(&mut self, pid: Pid) -> SysResult<Pid> {
+        let parent = ForkSource::of(self.process(pid).ok_or(Errno::ESRCH)?);
+        // The parent's tables are borrowed out while the child is built and
+        // always put back, success or not.
+        let ptables = self.procs_tables(pid);
+        let built = dup_mmap(&mut self.kernel, &parent, ptables.as_ref());
+        if let Some(t) = ptables {
+            self.put_tables(pid, t);
+        }
+        let child = built?;
+        let child_pid = self.add_process(None, child, parent.vsyscall);
+        if let Some(p) = self.process_mut(child_pid) {
+            p.fds = parent.fds;
+        }
+        Ok(child_pid)
+    }
+
+    fn procs_tables(&mut self, pid: Pid) -> Option<PageTables> {
+        self.process_mut(pid).and_then(|p| p.mm.mem.tables.take())
+    }
+
+    fn put_tables(&mut self, pid: Pid, t: PageTables) {
+        if let Some(p) = self.process_mut(pid) {
+            p.mm.mem.tables = Some(t);
+        }
+    }
+
+    /// `peek(addr, len)`: reads another process's memory as a debugger does
+    /// through `/proc/PID/mem`: readable where the region may be read
+    /// (`VM_MAYREAD`) even if its protection forbids it. Returns the FNV-1a
+    /// hash, or `EIO` when any byte cannot be read.
+    pub fn peek(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<u64> {
+        let mut h = Fnv1a::new();
+        self.remote_access(pid, addr, len, false, |phys, f, off, n| {
+            h.write(&phys.data(f)[off..off + n]);
+        })?;
+        Ok(h.0)
+    }
+
+    /// `poke(addr, len, byte)`: writes through `/proc/PID/mem`: a forced
+    /// write into a private mapping breaks copy-on-write into a private copy
+    /// (never reaching a shared page or a file); a shared read-only mapping
+    /// refuses. `EIO` when any byte cannot be written (earlier pages keep
+    /// what was written).
+    pub fn poke(&mut self, pid: Pid, addr: u64, len: u64, byte: u8) -> SysResult<()> {
+        self.remote_access(pid, addr, len, true, |phys, f, off, n| {
+            phys.data_mut(f)[off..off + n].fill(byte);
+            let fl = phys.flags(f);
+            phys.set_flags(f, fl | FrameFlags::DIRTY);
+        })
+    }
+
+    fn remote_access(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        write: bool,
+        mut each: impl FnMut(&mut crate::phys::PhysMem, crate::phys::Frame, usize, usize),
+    ) -> SysResult<()> {
+        let mut cur = addr;
+        let mut left = len;
+        while left > 0 {
+            let page = cur & !(PAGE_SIZE - 1);
+            let n = left.min(PAGE_SIZE - (cur - page)) as usize;
+            let (p, k) = self.parts(pid)?;
+            let frame = p.mm.gup_force(k, cur, write).map_err(|_| Errno::EIO)?;
+            each(&mut k.phys, frame, (cur - page) as usize, n);
+            left -= n as u64;
+            cur = cur.wrapping_add(n as u64);
+        }
+        Ok(())
+    }
+}
+
+/// `dup_mmap`: the child's address space from the parent's regions and
+/// page tables.
+fn dup_mmap(k: &mut Kernel, parent: &ForkSource, ptables: Option<&PageTables>) -> SysResult<AddressSpace> {
+    let mut child = AddressSpace::empty(parent.layout, parent.rlimits);
+    child.set_names(parent.names.clone());
+    child.caps = parent.caps;
+    // mm_init: only VM_NOHUGEPAGE of def_flags is inherited.
+    child.def_flags = parent.def_flags & VmFlags::NOHUGEPAGE;
+    let mut charged = 0;
+    for v in &parent.regions {
+        if v.flags().contains(VmFlags::DONTCOPY) {
+            continue;
+        }
+        if v.flags().contains(VmFlags::ACCOUNT) {
+            if let Err(e) = k.vm_enough_memory(&child, v.pages(), false) {
+                k.vm_unacct_memory(charged);
+                return Err(e);
+            }
+            charged += v.pages();
+        }
+        let mut c = *v;
+        c.attrs.flags -= VmFlags::LOCKED_MASK;
+        if v.flags().contains(VmFlags::WIPEONFORK) {
+            c.attrs.anon_vma = None;
+            c.attrs.anon_inherited = false;
+        } else if v.attrs.anon_vma.is_some() {
+            // anon_vma_fork: the child gets its own anon_vma chained to the
+            // parent's, so it merges only with that very anon_vma.
+            c.attrs.anon_vma = Some(k.new_anon_vma());
+            c.attrs.anon_inherited = true;
+        }
+        child.insert(c)?;
+        child.account_new(c.flags(), c.pages());
+    }
+    child.counters.hiwater_vm = child.counters.total_vm;
+    let Some(ptables) = ptables else {
+        return Ok(child);
+    };
+    // copy_page_range for the regions that need it.
+    let mut rss: BTreeMap<u64, [i64; 3]> = BTreeMap::new();
+    for v in &parent.regions {
+        let f = v.flags();
+        let needs_copy = !f.intersects(VmFlags::DONTCOPY | VmFlags::WIPEONFORK)
+            && (v.attrs.anon_vma.is_some() || f.intersects(VmFlags::PFNMAP | VmFlags::MIXEDMAP));
+        if !needs_copy {
+            continue;
+        }
+        let cow = f & (VmFlags::SHARED | VmFlags::MAYWRITE) == VmFlags::MAYWRITE;
+        let mut entries = Vec::new();
+        ptables.update_range(&mut k.phys, v.start(), v.end(), |phys, va, e| {
+            if !pgtable::pte_present(e) {
+                return e;
+            }
+            let frame = pgtable::pte_frame(e);
+            let mut parent_e = e;
+            // The child's copy is old (pte_mkold), and clean when shared.
+            let mut child_e = e & !bits::ACCESSED;
+            if e & bits::SPECIAL == 0 {
+                let fl = phys.flags(frame);
+                phys.get(frame);
+                phys.add_mapcount(frame, 1);
+                let slot = if fl.contains(FrameFlags::ANON) {
+                    phys.set_flags(frame, fl - FrameFlags::EXCLUSIVE);
+                    0
+                } else if fl.contains(FrameFlags::SWAPBACKED) {
+                    2
+                } else {
+                    1
+                };
+                rss.entry(va >> 21).or_insert([0; 3])[slot] += 1;
+                if f.contains(VmFlags::SHARED) {
+                    child_e &= !bits::DIRTY;
+                }
+            }
+            if cow && e & bits::RW != 0 {
+                parent_e &= !bits::RW;
+                child_e &= !bits::RW;
+            }
+            entries.push((va, child_e));
+            parent_e
+        });
+        for (va, e) in entries {
+            if child.mem.tables.is_none() {
+                child.mem.tables = Some(PageTables::new(&mut k.phys).map_err(|_| Errno::ENOMEM)?);
+            }
+            let Some(t) = child.mem.tables.as_mut() else {
+                return Err(Errno::ENOMEM);
+            };
+            let s = t.slot_alloc(&mut k.phys, va).map_err(|_| Errno::ENOMEM)?;
+            pgtable::write(&mut k.phys, s, e);
+        }
+    }
+    // add_mm_rss_vec once per page table.
+    for counts in rss.values() {
+        if counts[0] != 0 {
+            child.mem.rss_anon.add(counts[0]);
+        }
+        if counts[1] != 0 {
+            child.mem.rss_file.add(counts[1]);
+        }
+        if counts[2] != 0 {
+            child.mem.rss_shmem.add(counts[2]);
+        }
+    }
+    child.mem.update_hiwater();
+    Ok(child)
+}
+
+impl AddressSpace {
+    /// `get_user_pages` with `FOLL_FORCE` for one page: the checks of
+    /// `check_vma_flags`, then the page faulted in and followed. A forced
+    /// write follows only an exclusive anonymous page (`can_follow_write_pte`),
+    /// so a write into a private mapping lands in a private copy.
+    pub(crate) fn gup_force(&mut self, k: &mut crate::system::Kernel, addr: u64, write: bool) -> Result<crate::phys::Frame, FaultError> {
+        let fail = FaultError::Signal(crate::fault::SigInfo {
+            signo: crate::fault::SIGSEGV,
+            code: crate::fault::SEGV_MAPERR,
+            addr,
+        });
+        if !crate::fault::is_canonical(addr) || addr >= crate::layout::TASK_SIZE {
+            return Err(fail);
+        }
+        let vma = self.vma_containing(addr).ok_or(fail)?;
+        let f = vma.flags();
+        if f.intersects(VmFlags::IO | VmFlags::PFNMAP) {
+            return Err(fail);
+        }
+        if write {
+            let cow = f & (VmFlags::SHARED | VmFlags::MAYWRITE) == VmFlags::MAYWRITE;
+            if !f.contains(VmFlags::WRITE) && !cow {
+                return Err(fail);
+            }
+        } else if !f.contains(VmFlags::READ) && !f.contains(VmFlags::MAYREAD) {
+            return Err(fail);
+        }
+        for _ in 0..3 {
+            let e = self.pte(&k.phys, addr);
+            if pgtable::pte_present(e) {
+                let frame = pgtable::pte_frame(e);
+                if !write {
+                    return Ok(frame);
+                }
+                let exclusive_anon = k.phys.flags(frame).contains(FrameFlags::ANON | FrameFlags::EXCLUSIVE)
+                    && !(e & bits::SPECIAL != 0 && frame == k.phys.zero_page());
+                if e & bits::RW != 0 || (exclusive_anon && !f.intersects(VmFlags::SHARED | VmFlags::MAYSHARE)) {
+                    return Ok(frame);
+                }
+            }
+            let access = if write { Access::Write } else { Access::Read };
+            self.mem.min_flt += 1;
+            self.handle_mm_fault(k, &vma, addr, access)?;
+        }
+        Err(fail)
+    }
+}
+
+/// The parts of a parent that fork copies by value: settings and regions,
+/// not pages.
+struct ForkSource {
+    layout: crate::layout::Layout,
+    rlimits: crate::mm::Rlimits,
+    caps: crate::mm::Capabilities,
+    def_flags: VmFlags,
+    regions: Vec<Vma>,
+    names: Vec<alloc::string::String>,
+    fds: BTreeMap<u64, crate::file::FileId>,
+    vsyscall: bool,
+}
+
+impl ForkSource {
+    fn of(p: &crate::system::Process) -> ForkSource {
+        ForkSource {
+            layout: p.mm.layout,
+            rlimits: p.mm.rlimits,
+            caps: p.mm.caps,
+            def_flags: p.mm.def_flags,
+            regions: p.mm.vmas().collect(),
+            names: p.mm.names().to_vec(),
+            fds: p.fds.clone(),
+            vsyscall: p.vsyscall,
+        }
+    }
+}

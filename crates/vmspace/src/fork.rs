@@ -126,10 +126,10 @@ fn dup_mmap(k: &mut Kernel, parent: &ForkSource, ptables: Option<&PageTables>) -
         if v.flags().contains(VmFlags::WIPEONFORK) {
             c.attrs.anon_vma = None;
             c.attrs.anon_inherited = false;
-        } else if v.attrs.anon_vma.is_some() {
+        } else if let Some(parent_av) = v.attrs.anon_vma {
             // anon_vma_fork: the child gets its own anon_vma chained to the
             // parent's, so it merges only with that very anon_vma.
-            c.attrs.anon_vma = Some(k.new_anon_vma());
+            c.attrs.anon_vma = Some(k.new_child_anon_vma(parent_av));
             c.attrs.anon_inherited = true;
         }
         child.insert(c)?;

@@ -35,6 +35,7 @@ pub mod params;
 pub mod pgtable;
 pub mod phys;
 pub mod procfs;
+pub mod rmap;
 pub mod system;
 
 pub use mm::AddressSpace;

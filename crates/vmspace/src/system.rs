@@ -36,6 +36,9 @@ pub struct Kernel {
     /// Pages charged per shmem object, returned when it is freed.
     shmem_charge: BTreeMap<InodeId, u64>,
     next_anon_vma: u32,
+    /// Each forked `anon_vma`'s parent (`anon_vma->parent`): the chain a
+    /// region's pages may be found through.
+    anon_vma_parent: BTreeMap<crate::vma::AnonVmaId, crate::vma::AnonVmaId>,
     /// Simulated RAM.
     pub phys: crate::phys::PhysMem,
     /// Pages of shared-memory objects and files.
@@ -54,6 +57,7 @@ impl Kernel {
             release_candidates: Vec::new(),
             shmem_charge: BTreeMap::new(),
             next_anon_vma: 1,
+            anon_vma_parent: BTreeMap::new(),
         }
     }
 
@@ -62,6 +66,25 @@ impl Kernel {
         let id = crate::vma::AnonVmaId(self.next_anon_vma);
         self.next_anon_vma += 1;
         id
+    }
+
+    /// A fresh `anon_vma` for a forked region, chained to its parent's.
+    pub fn new_child_anon_vma(&mut self, parent: crate::vma::AnonVmaId) -> crate::vma::AnonVmaId {
+        let id = self.new_anon_vma();
+        self.anon_vma_parent.insert(id, parent);
+        id
+    }
+
+    /// Is `ancestor` on `av`'s chain (itself or a parent of a parent...)?
+    pub fn anon_vma_chain_contains(&self, av: crate::vma::AnonVmaId, ancestor: crate::vma::AnonVmaId) -> bool {
+        let mut cur = Some(av);
+        while let Some(a) = cur {
+            if a == ancestor {
+                return true;
+            }
+            cur = self.anon_vma_parent.get(&a).copied();
+        }
+        false
     }
 
     /// `__vm_enough_memory`: charges `pages` to the commit total, or refuses

@@ -1,6 +1,7 @@
 //! Random fork / touch / unmap / exit sequences over several processes end
 //! with every frame back in the allocator (but the page cache of the
-//! program's file), and every invariant holds after every step.
+//! program's file), every invariant holds after every step, and the reverse
+//! map finds exactly the entries that map each frame.
 
 use proptest::prelude::*;
 use vmspace::uapi::*;
@@ -89,7 +90,7 @@ proptest! {
                 },
                 Op::Switch(i) => cur = procs[i % procs.len()],
             }
-            if let Err(e) = sys.check() {
+            if let Err(e) = sys.check().and_then(|_| sys.check_rmap()) {
                 return Err(TestCaseError::fail(e));
             }
         }

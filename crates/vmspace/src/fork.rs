@@ -93,6 +93,8 @@ impl System {
             let n = left.min(PAGE_SIZE - (cur - page)) as usize;
             let (p, k) = self.parts(pid)?;
             let frame = p.mm.gup_force(k, cur, write).map_err(|_| Errno::EIO)?;
+            // get_user_pages_remote adds FOLL_TOUCH.
+            p.mm.mark_accessed(k, cur);
             each(&mut k.phys, frame, (cur - page) as usize, n);
             left -= n as u64;
             cur = cur.wrapping_add(n as u64);
@@ -182,6 +184,20 @@ fn dup_mmap(k: &mut Kernel, parent: &ForkSource, ptables: Option<&PageTables>) -
             entries.push((va, child_e));
             parent_e
         });
+        // copy_pte_range allocates the child's table for every extent where
+        // the parent has one, whether or not anything in it is present.
+        let mut va = v.start();
+        while va < v.end() {
+            if ptables.slot(&k.phys, va).is_some() {
+                if child.mem.tables.is_none() {
+                    child.mem.tables = Some(PageTables::new(&mut k.phys).map_err(|_| Errno::ENOMEM)?);
+                }
+                if let Some(t) = child.mem.tables.as_mut() {
+                    t.ensure_pte_table(&mut k.phys, va).map_err(|_| Errno::ENOMEM)?;
+                }
+            }
+            va = ((va >> 21) + 1) << 21;
+        }
         for (va, e) in entries {
             if child.mem.tables.is_none() {
                 child.mem.tables = Some(PageTables::new(&mut k.phys).map_err(|_| Errno::ENOMEM)?);

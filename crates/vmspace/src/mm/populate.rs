@@ -140,7 +140,7 @@ impl AddressSpace {
     /// `get_user_pages` with `FOLL_TOUCH` does: an unreferenced page becomes
     /// referenced; a referenced inactive page is activated (and loses the
     /// referenced bit); mlocked pages only ever gain the bit.
-    fn mark_accessed(&mut self, k: &mut Kernel, addr: u64) {
+    pub(crate) fn mark_accessed(&mut self, k: &mut Kernel, addr: u64) {
         use crate::phys::FrameFlags;
         let e = self.pte(&k.phys, addr);
         if !crate::pgtable::pte_present(e) || e & crate::pgtable::bits::SPECIAL != 0 {

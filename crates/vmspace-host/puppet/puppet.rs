@@ -19,7 +19,7 @@
 //!   then `n` vector bytes, ending with a frame whose status is negative (the
 //!   -errno of a failing chunk) or whose `n` is 0 (done);
 //! - `OP_FORK`: in the parent the response carries the child's end of a new
-//!   socket pair as `SCM_RIGHTS`; the child answers nothing and serves the new
+//!   socket pair as `SCM_RIGHTS`; the child greets with `READY_MAGIC` and serves the new
 //!   socket (moved to fd [`CHAN`]).
 //!
 //! At start the puppet sends one `Response` with `ret = READY_MAGIC`.
@@ -714,8 +714,8 @@ unsafe fn op_pwrite(fd: u64, byte: u8, count: u64, off: u64) {
     }
 }
 
-/// Forks. Returns true in the child (which must go on serving requests on
-/// its new channel without answering).
+/// Forks. Returns true in the child, which greets the runner on its new
+/// channel once its image is faulted in, then serves requests there.
 unsafe fn op_fork() -> bool {
     let sv = addr_of_mut!(SV) as *mut i32;
     let r = sys6(
@@ -745,6 +745,9 @@ unsafe fn op_fork() -> bool {
         }
         sys3(SYS_CLOSE, ours, 0, 0);
         sys3(SYS_CLOSE, theirs, 0, 0);
+        // Image faulted in (above): tell the runner this process is ready.
+        clear_resp();
+        respond(READY_MAGIC);
         return true;
     }
     sys3(SYS_CLOSE, theirs, 0, 0);

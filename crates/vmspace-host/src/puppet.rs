@@ -266,7 +266,16 @@ impl Puppet {
         };
         let pid = r.ret as i32;
         let pidfd = sys::pidfd_open(pid);
-        Ok(Ok(Puppet::new(pid, fd, pidfd, false, self.timeout)))
+        let mut child = Puppet::new(pid, fd, pidfd, false, self.timeout);
+        // The child greets on its channel once it has faulted its image in,
+        // so that nothing read from /proc races with that.
+        let ready = child.read_ready()?;
+        if ready != crate::proto::READY_MAGIC {
+            return Err(HostError::new(format!(
+                "the forked host helper {pid} sent a bad greeting ({ready:#x})"
+            )));
+        }
+        Ok(Ok(child))
     }
 
     /// Makes the puppet call `exit_group(code)` and waits until it is gone

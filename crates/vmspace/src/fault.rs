@@ -205,6 +205,12 @@ impl PageCache {
             .filter_map(|k| self.pages.remove(&k))
             .collect()
     }
+    /// Removes the pages `[first, last]` of an inode, returning them.
+    pub fn remove_range(&mut self, inode: InodeId, first: u64, last: u64) -> alloc::vec::Vec<Frame> {
+        let keys: alloc::vec::Vec<_> = self.pages.range((inode, first)..=(inode, last)).map(|(k, _)| *k).collect();
+        keys.into_iter().filter_map(|k| self.pages.remove(&k)).collect()
+    }
+
     /// Every cached frame.
     pub fn frames(&self) -> impl Iterator<Item = Frame> + '_ {
         self.pages.values().copied()

@@ -6,7 +6,8 @@ use alloc::format;
 use alloc::string::String;
 
 use crate::errno::{Errno, SysResult};
-use crate::file::{InodeKind, SCENARIO_DEV, SCENARIO_ROOT};
+use crate::file::{InodeId, InodeKind, SCENARIO_DEV, SCENARIO_ROOT};
+use crate::phys::FrameFlags;
 use crate::system::{Pid, System};
 use crate::uapi::{O_ACCMODE, O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY};
 
@@ -39,9 +40,7 @@ impl System {
                     return Err(Errno::EACCES);
                 }
                 if flags & O_TRUNC != 0 && writable {
-                    if let Some(n) = k.files.inode_mut(i) {
-                        n.size = 0;
-                    }
+                    self.truncate_inode(i, 0);
                 }
                 i
             }
@@ -58,7 +57,8 @@ impl System {
                 i
             }
         };
-        let file = self.kernel.files.open(inode, readable, writable);
+        let k = &mut self.kernel;
+        let file = k.files.open(inode, readable, writable);
         let p = self.process_mut(pid).ok_or(Errno::ESRCH)?;
         let mut fd = 3;
         while p.fds.contains_key(&fd) {
@@ -89,9 +89,7 @@ impl System {
             return Err(Errno::EINVAL);
         }
         let inode = of.inode;
-        if let Some(n) = self.kernel.files.inode_mut(inode) {
-            n.size = length;
-        }
+        self.truncate_inode(inode, length);
         Ok(0)
     }
 
@@ -118,12 +116,113 @@ impl System {
             return Err(Errno::EINVAL);
         }
         let inode = of.inode;
-        if count > 0 {
-            if let Some(n) = self.kernel.files.inode_mut(inode) {
-                n.size = n.size.max(offset + count);
+        self.write_inode(inode, offset, count, _byte)?;
+        Ok(count)
+    }
+
+    /// Writes `count` copies of `byte` at `offset` through the page cache
+    /// (`shmem_write_begin`): pages are created as needed and marked dirty;
+    /// the file grows to cover the write.
+    fn write_inode(&mut self, inode: InodeId, offset: u64, count: u64, byte: u8) -> SysResult<()> {
+        let k = &mut self.kernel;
+        let shmem = k.files.inode(inode).is_some_and(|i| matches!(i.kind, InodeKind::Tmpfs | InodeKind::ShmemAnon));
+        let mut pos = offset;
+        let end = offset + count;
+        while pos < end {
+            let index = pos >> 12;
+            let frame = match k.cache.get(inode, index) {
+                Some(f) => f,
+                None => {
+                    let f = k.phys.alloc().ok_or(Errno::ENOSPC)?;
+                    k.phys.set_flags(f, if shmem { FrameFlags::SWAPBACKED } else { FrameFlags::empty() });
+                    k.phys.set_owner(f, inode.0, index);
+                    k.cache.insert(inode, index, f);
+                    f
+                }
+            };
+            let off = (pos & 0xfff) as usize;
+            let n = ((end - pos) as usize).min(4096 - off);
+            k.phys.data_mut(frame)[off..off + n].fill(byte);
+            let fl = k.phys.flags(frame);
+            k.phys.set_flags(frame, fl | FrameFlags::DIRTY);
+            pos += n as u64;
+        }
+        if let Some(n) = k.files.inode_mut(inode) {
+            n.size = n.size.max(end);
+        }
+        Ok(())
+    }
+
+    /// Sets a file's size (`truncate_setsize` + `truncate_pagecache`): when
+    /// it shrinks, every mapping of the pages past the new end goes, private
+    /// copies included, the cached pages wholly past it are dropped and the
+    /// tail of the last one is zeroed.
+    pub(crate) fn truncate_inode(&mut self, inode: InodeId, size: u64) {
+        let old = self.kernel.files.inode(inode).map_or(0, |i| i.size);
+        if let Some(n) = self.kernel.files.inode_mut(inode) {
+            n.size = size;
+        }
+        if size >= old {
+            return;
+        }
+        let first = size.div_ceil(4096);
+        self.unmap_mapping_range(inode, first, u64::MAX, true);
+        self.drop_cached(inode, first, u64::MAX);
+        if size % 4096 != 0 {
+            if let Some(f) = self.kernel.cache.get(inode, size >> 12) {
+                self.kernel.phys.data_mut(f)[(size % 4096) as usize..].fill(0);
             }
         }
-        Ok(count)
+    }
+
+    /// `shmem_fallocate(PUNCH_HOLE)` over whole pages `[first, last]`: the
+    /// pages leave every mapping of the file (private copies stay) and the
+    /// page cache.
+    pub(crate) fn punch_hole(&mut self, inode: InodeId, first: u64, last: u64) {
+        self.unmap_mapping_range(inode, first, last, false);
+        self.drop_cached(inode, first, last);
+    }
+
+    /// `unmap_mapping_range`: removes, in every process, the entries that
+    /// map file pages `[first, last]` of `inode`; with `even_cows` also the
+    /// private copies made of them.
+    pub(crate) fn unmap_mapping_range(&mut self, inode: InodeId, first: u64, last: u64, even_cows: bool) {
+        let pids: alloc::vec::Vec<Pid> = self.pids().collect();
+        for pid in pids {
+            let Ok((p, k)) = self.parts(pid) else { continue };
+            let ranges: alloc::vec::Vec<(u64, u64, bool)> = p
+                .mm
+                .vmas()
+                .filter(|v| v.attrs.file.and_then(|f| k.files.file(f)).is_some_and(|f| f.inode == inode))
+                .filter_map(|v| {
+                    let lo = first.max(v.attrs.pgoff);
+                    let hi = last.min(v.attrs.pgoff + v.pages() - 1);
+                    (lo <= hi).then(|| {
+                        (
+                            v.start() + ((lo - v.attrs.pgoff) << 12),
+                            v.start() + ((hi - v.attrs.pgoff + 1) << 12),
+                            v.flags().contains(crate::VmFlags::SHARED),
+                        )
+                    })
+                })
+                .collect();
+            p.mm.mem.update_hiwater();
+            for (a, b, shared) in ranges {
+                if shared || even_cows {
+                    p.mm.zap_range(k, a, b);
+                } else {
+                    p.mm.zap_range_if(k, a, b, |phys, f| !phys.flags(f).contains(FrameFlags::ANON));
+                }
+            }
+        }
+    }
+
+    /// Drops cached pages `[first, last]` of `inode` (no mapping may remain).
+    fn drop_cached(&mut self, inode: InodeId, first: u64, last: u64) {
+        let k = &mut self.kernel;
+        for f in k.cache.remove_range(inode, first, last) {
+            k.phys.put(f);
+        }
     }
 
     /// `msync(addr, len, flags)`.

@@ -358,7 +358,25 @@ impl System {
     /// `madvise(addr, len, advice)`.
     pub fn madvise(&mut self, pid: Pid, addr: u64, len: u64, advice: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
-        p.mm.madvise(k, addr, len, advice)
+        let holes: Vec<(InodeId, u64, u64)> = if advice == uapi::MADV_REMOVE {
+            // The file ranges to punch, taken before the call checks them.
+            let end = addr.saturating_add(crate::addr::page_align(len));
+            p.mm.vmas_in(addr, end)
+                .filter_map(|v| {
+                    let inode = v.attrs.file.and_then(|f| k.files.file(f))?.inode;
+                    let lo = v.pgoff_at(addr.max(v.start()));
+                    let hi = v.pgoff_at(end.min(v.end()) - 1);
+                    Some((inode, lo, hi))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let r = p.mm.madvise(k, addr, len, advice)?;
+        for (inode, lo, hi) in holes {
+            self.punch_hole(inode, lo, hi);
+        }
+        Ok(r)
     }
 
     /// `mlock(addr, len)`.

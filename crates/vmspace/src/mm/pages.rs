@@ -16,6 +16,18 @@ impl AddressSpace {
     /// `zap_pte_range` over `[start, end)`: clears every entry, dropping the
     /// pages' map counts and references and the resident-set counters.
     pub(crate) fn zap_range(&mut self, k: &mut Kernel, start: u64, end: u64) {
+        self.zap_range_if(k, start, end, |_, _| true);
+    }
+
+    /// [`zap_range`](Self::zap_range) for the entries whose frame `keep`
+    /// selects (others stay mapped).
+    pub(crate) fn zap_range_if(
+        &mut self,
+        k: &mut Kernel,
+        start: u64,
+        end: u64,
+        select: impl Fn(&crate::phys::PhysMem, crate::phys::Frame) -> bool,
+    ) {
         let Some(tables) = self.mem.tables.take() else {
             return;
         };
@@ -27,6 +39,9 @@ impl AddressSpace {
         tables.update_range(&mut k.phys, start, end, |phys, va, e| {
             if pgtable::pte_present(e) {
                 let f = pgtable::pte_frame(e);
+                if !select(phys, f) {
+                    return e;
+                }
                 if !(e & bits::SPECIAL != 0 && f == zero) {
                     if va >> 21 != table {
                         table = va >> 21;

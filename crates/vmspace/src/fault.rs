@@ -519,6 +519,14 @@ impl AddressSpace {
         };
         let size = k.files.inode(inode_id).map_or(0, |i| i.size);
         let index = vma.pgoff_at(page);
+        // do_read_fault maps the cached neighbours first, so they are mapped
+        // even when the faulting page itself lies past the end of the file.
+        if !write {
+            self.fault_around(k, vma, page, inode_id, prot)?;
+            if pgtable::pte_present(self.pte(&k.phys, page)) {
+                return Ok(());
+            }
+        }
         if index >= size.div_ceil(PAGE_SIZE) {
             return Err(FaultError::Signal(SigInfo {
                 signo: SIGBUS,

@@ -86,6 +86,11 @@ impl System {
         write: bool,
         mut each: impl FnMut(&mut crate::phys::PhysMem, crate::phys::Frame, usize, usize),
     ) -> SysResult<()> {
+        // /proc/PID/mem is read and written with pread/pwrite at the
+        // address as file offset: a negative offset is EINVAL.
+        if (addr as i64) < 0 {
+            return Err(Errno::EINVAL);
+        }
         let mut cur = addr;
         let mut left = len;
         while left > 0 {

@@ -130,11 +130,17 @@ impl System {
         let end = offset + count;
         while pos < end {
             let index = pos >> 12;
+            // shmem_get_folio(SGP_WRITE) marks the page accessed; a new
+            // page starts referenced.
             let frame = match k.cache.get(inode, index) {
-                Some(f) => f,
+                Some(f) => {
+                    k.phys.mark_accessed(f, false);
+                    f
+                }
                 None => {
                     let f = k.phys.alloc().ok_or(Errno::ENOSPC)?;
-                    k.phys.set_flags(f, if shmem { FrameFlags::SWAPBACKED } else { FrameFlags::empty() });
+                    let fl = if shmem { FrameFlags::SWAPBACKED } else { FrameFlags::empty() };
+                    k.phys.set_flags(f, fl | FrameFlags::REFERENCED);
                     k.phys.set_owner(f, inode.0, index);
                     k.cache.insert(inode, index, f);
                     f
@@ -170,7 +176,11 @@ impl System {
         self.drop_cached(inode, first, u64::MAX);
         if size % 4096 != 0 {
             if let Some(f) = self.kernel.cache.get(inode, size >> 12) {
-                self.kernel.phys.data_mut(f)[(size % 4096) as usize..].fill(0);
+                // The partial last page: its tail is zeroed and it is dirtied.
+                let phys = &mut self.kernel.phys;
+                phys.data_mut(f)[(size % 4096) as usize..].fill(0);
+                let fl = phys.flags(f);
+                phys.set_flags(f, fl | FrameFlags::DIRTY);
             }
         }
     }

@@ -293,6 +293,21 @@ impl PhysMem {
         d[offset & !7..(offset & !7) + 8].copy_from_slice(&v.to_le_bytes());
     }
 
+    /// `folio_mark_accessed`: an unreferenced page becomes referenced; a
+    /// referenced inactive page is activated and loses the referenced bit;
+    /// an active or `unevictable` (mlocked) one keeps what it has.
+    pub fn mark_accessed(&mut self, f: Frame, unevictable: bool) {
+        let fl = self.flags(f);
+        let new = if !fl.contains(FrameFlags::REFERENCED) {
+            fl | FrameFlags::REFERENCED
+        } else if unevictable || fl.contains(FrameFlags::ACTIVE) {
+            fl
+        } else {
+            (fl | FrameFlags::ACTIVE) - FrameFlags::REFERENCED
+        };
+        self.set_flags(f, new);
+    }
+
     /// Metadata bytes per frame (for the memory target).
     pub const META_BYTES: usize = core::mem::size_of::<FrameMeta>();
 }

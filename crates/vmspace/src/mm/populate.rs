@@ -141,21 +141,11 @@ impl AddressSpace {
     /// referenced; a referenced inactive page is activated (and loses the
     /// referenced bit); mlocked pages only ever gain the bit.
     pub(crate) fn mark_accessed(&mut self, k: &mut Kernel, addr: u64) {
-        use crate::phys::FrameFlags;
         let e = self.pte(&k.phys, addr);
         if !crate::pgtable::pte_present(e) || e & crate::pgtable::bits::SPECIAL != 0 {
             return;
         }
-        let f = crate::pgtable::pte_frame(e);
-        let fl = k.phys.flags(f);
         let unevictable = self.vma_containing(addr).is_some_and(|v| v.flags().contains(VmFlags::LOCKED));
-        let new = if !fl.contains(FrameFlags::REFERENCED) {
-            fl | FrameFlags::REFERENCED
-        } else if unevictable || fl.contains(FrameFlags::ACTIVE) {
-            fl
-        } else {
-            (fl | FrameFlags::ACTIVE) - FrameFlags::REFERENCED
-        };
-        k.phys.set_flags(f, new);
+        k.phys.mark_accessed(crate::pgtable::pte_frame(e), unevictable);
     }
 }

@@ -17,6 +17,10 @@ pub struct EngineBackend {
     main: Pid,
     /// The real-kernel helper's image, when starting from its snapshot.
     helper_image: Option<(u64, u64)>,
+    /// Run the engine's invariant checker after every statement.
+    checks: bool,
+    /// Also verify every page's reverse mapping (slower; `set_checks`).
+    rmap_checks: bool,
 }
 
 impl EngineBackend {
@@ -49,7 +53,22 @@ impl EngineBackend {
             StartState::Snapshot(s) => s.helper_image,
             StartState::Exec => None,
         };
-        Ok(EngineBackend { sys, main, helper_image })
+        Ok(EngineBackend {
+            sys,
+            main,
+            helper_image,
+            checks: cfg!(debug_assertions),
+            rmap_checks: false,
+        })
+    }
+
+    /// Whether to run the engine's invariant checker after every statement
+    /// (on by default in debug builds, and so in every test; `vmspace fuzz`
+    /// turns it on in any build, with the reverse-mapping check too). A
+    /// broken invariant is a backend error.
+    pub fn set_checks(&mut self, on: bool) {
+        self.checks = on;
+        self.rmap_checks = on;
     }
 
     /// The simulated machine.
@@ -101,7 +120,6 @@ fn access(r: Result<Outcome, AccessError>) -> Result<Outcome, BackendError> {
     }
 }
 
-
 impl Backend for EngineBackend {
     fn main_pid(&self) -> Pid {
         self.main
@@ -109,10 +127,17 @@ impl Backend for EngineBackend {
 
     fn call(&mut self, pid: Pid, call: &Call) -> Result<Outcome, BackendError> {
         let outcome = self.call_inner(pid, call)?;
-        // Debug builds (and so every test) check the engine's invariants
-        // after every statement.
-        #[cfg(debug_assertions)]
-        if let Err(e) = self.sys.check() {
+        if !self.checks {
+            return Ok(outcome);
+        }
+        let checked = self.sys.check().and_then(|()| {
+            if self.rmap_checks {
+                self.sys.check_rmap()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = checked {
             return Err(BackendError(format!(
                 "engine invariant broken after {}: {e}",
                 call.op()

@@ -285,8 +285,13 @@ impl Backend for HostBackend {
 /// The helper's image: its program's regions and the .bss region right
 /// after them.
 fn helper_image(maps: &str) -> Option<(u64, u64)> {
-    let entries: Vec<_> = maps.lines().filter_map(vmspace::import::parse_maps_line).collect();
-    let first = entries.iter().position(|e| e.name.contains("vmspace-puppet"))?;
+    let entries: Vec<_> = maps
+        .lines()
+        .filter_map(vmspace::import::parse_maps_line)
+        .collect();
+    let first = entries
+        .iter()
+        .position(|e| e.name.contains("vmspace-puppet"))?;
     let mut end = entries[first].end;
     for e in &entries[first..] {
         if e.start != end && e.start != entries[first].start {

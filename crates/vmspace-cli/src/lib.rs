@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod diff;
 pub mod engine_backend;
+pub mod fuzz;
 pub mod host_backend;
 pub mod output;
 pub mod run;

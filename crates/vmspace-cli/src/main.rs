@@ -31,6 +31,33 @@ enum Command {
     Run(RunArgs),
     /// Run a scenario on the running kernel and on the engine; show where they differ.
     Diff(DiffArgs),
+    /// Run random scenarios on the kernel and on the engine; shrink and save every divergence.
+    Fuzz(FuzzArgs),
+}
+
+#[derive(Args, Debug)]
+struct FuzzArgs {
+    /// The run's seed: the same seed always generates the same scenarios.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Statements per scenario (the final inspections come on top).
+    #[arg(long, default_value_t = 40)]
+    ops: usize,
+    /// How many scenarios to run.
+    #[arg(long, default_value_t = 100)]
+    count: u64,
+    /// The first scenario's index (to replay one: `--start I --count 1`).
+    #[arg(long, default_value_t = 0)]
+    start: u64,
+    /// Where shrunk failing scenarios are written, one `.vms` file each.
+    #[arg(long, value_name = "DIR", default_value = "fuzz-found")]
+    out: PathBuf,
+    /// The most kernel+engine runs spent shrinking one failure.
+    #[arg(long, default_value_t = 400)]
+    shrink_budget: usize,
+    /// Print the generated scenarios instead of running them.
+    #[arg(long)]
+    print: bool,
 }
 
 #[derive(Args, Debug)]
@@ -248,11 +275,94 @@ fn cmd_diff(args: DiffArgs) -> Result<u8, u8> {
     Ok(if diffs.is_empty() { status } else { 1 })
 }
 
+fn cmd_fuzz(args: FuzzArgs) -> Result<u8, u8> {
+    use vmspace_cli::fuzz::{self, Event, FuzzConfig, Verdict};
+    let cfg = FuzzConfig {
+        seed: args.seed,
+        ops: args.ops,
+        start: args.start,
+        count: args.count,
+        out_dir: Some(args.out.clone()),
+        shrink_budget: args.shrink_budget,
+    };
+    if args.print {
+        let mut printer = Printer::new(false);
+        for i in cfg.start..cfg.start.saturating_add(cfg.count) {
+            let lines = fuzz::gen::generate(cfg.seed, i, cfg.ops);
+            printer.write(&format!("# scenario {i}\n{}\n", lines.join("\n")));
+        }
+        return Ok(printer.finish());
+    }
+    // The engine runs under catch_unwind: a panic is a finding, reported
+    // with its scenario, not a message in the middle of the progress bar.
+    std::panic::set_hook(Box::new(|_| {}));
+    let started = std::time::Instant::now();
+    let bar = indicatif::ProgressBar::new(cfg.count);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} scenarios, {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut failures = 0u64;
+    let result = fuzz::run(&cfg, &mut |event| match event {
+        Event::Ran(o) => {
+            bar.inc(1);
+            if let Verdict::HostFailed(why) = &o.verdict {
+                bar.suspend(|| eprintln!("scenario {}: the kernel run stopped: {why}", o.index));
+            }
+        }
+        Event::Shrinking { index } => bar.set_message(format!("shrinking scenario {index}")),
+        Event::Found {
+            index,
+            lines,
+            verdict,
+            path,
+        } => {
+            failures += 1;
+            bar.set_message(format!("{failures} found"));
+            let what = match &verdict {
+                Verdict::Diverged(d) => format!("differs first at line {}", d[0].line),
+                Verdict::EngineFailed(e) => format!("engine failed: {e}"),
+                _ => String::new(),
+            };
+            let place = path
+                .map(|p| format!(" -> {}", p.display()))
+                .unwrap_or_default();
+            bar.suspend(|| {
+                eprintln!(
+                    "scenario {index}: {what} ({} statements after shrinking){place}",
+                    lines.len()
+                )
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let _ = std::panic::take_hook();
+    let summary = result.map_err(|e| {
+        eprintln!("vmspace: fuzz: {e}");
+        1u8
+    })?;
+    println!(
+        "fuzz: seed {}: {} scenarios, {} statements compared, {} divergences, {} engine failures, {} kernel-side failures in {:.1}s",
+        cfg.seed,
+        summary.scenarios,
+        summary.statements,
+        summary.divergences,
+        summary.engine_failures,
+        summary.host_failures,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if summary.clean() { 0 } else { 1 })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => cmd_run(args),
         Command::Diff(args) => cmd_diff(args),
+        Command::Fuzz(args) => cmd_fuzz(args),
     };
     ExitCode::from(result.unwrap_or_else(|status| status))
 }

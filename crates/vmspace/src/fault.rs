@@ -206,9 +206,20 @@ impl PageCache {
             .collect()
     }
     /// Removes the pages `[first, last]` of an inode, returning them.
-    pub fn remove_range(&mut self, inode: InodeId, first: u64, last: u64) -> alloc::vec::Vec<Frame> {
-        let keys: alloc::vec::Vec<_> = self.pages.range((inode, first)..=(inode, last)).map(|(k, _)| *k).collect();
-        keys.into_iter().filter_map(|k| self.pages.remove(&k)).collect()
+    pub fn remove_range(
+        &mut self,
+        inode: InodeId,
+        first: u64,
+        last: u64,
+    ) -> alloc::vec::Vec<Frame> {
+        let keys: alloc::vec::Vec<_> = self
+            .pages
+            .range((inode, first)..=(inode, last))
+            .map(|(k, _)| *k)
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| self.pages.remove(&k))
+            .collect()
     }
 
     /// Every cached frame.
@@ -267,7 +278,12 @@ impl AddressSpace {
                     Access::Exec => e & bits::NX == 0,
                 };
                 if allowed {
-                    let want = bits::ACCESSED | if access == Access::Write { bits::DIRTY } else { 0 };
+                    let want = bits::ACCESSED
+                        | if access == Access::Write {
+                            bits::DIRTY
+                        } else {
+                            0
+                        };
                     if let (true, Some(s)) = (e & want != want, slot) {
                         pgtable::write(&mut k.phys, s, e | want);
                     }
@@ -328,6 +344,18 @@ impl AddressSpace {
         }
         self.mem.min_flt += 1;
         self.handle_mm_fault(k, &vma, addr, access)
+    }
+
+    /// `expand_stack(mm, addr)` as `/proc/PID/mem` uses it: when no region
+    /// contains `addr`, the next region above grows down to it if it is a
+    /// grows-down one (whatever the distance; the usual limits apply).
+    pub(crate) fn expand_stack_to(&mut self, k: &mut Kernel, addr: u64) -> bool {
+        match self.find_vma(addr) {
+            Some(v) if v.start() > addr && v.flags().contains(VmFlags::GROWSDOWN) => {
+                self.expand_stack(k, v, addr).is_ok()
+            }
+            _ => false,
+        }
     }
 
     /// `expand_downwards`: grows a grows-down region down to `addr`.
@@ -481,7 +509,11 @@ impl AddressSpace {
             // and mark it exclusive again.
             let fl = k.phys.flags(old);
             k.phys.set_flags(old, fl | FrameFlags::EXCLUSIVE);
-            pgtable::write(&mut k.phys, slot, e | maybe_mkwrite(vma) | bits::DIRTY | bits::ACCESSED);
+            pgtable::write(
+                &mut k.phys,
+                slot,
+                e | maybe_mkwrite(vma) | bits::DIRTY | bits::ACCESSED,
+            );
             return Ok(());
         }
         // wp_page_copy
@@ -555,7 +587,11 @@ impl AddressSpace {
                 .tables(&mut k.phys)?
                 .slot_alloc(&mut k.phys, page)
                 .map_err(|_| FaultError::OutOfMemory)?;
-            pgtable::write(&mut k.phys, slot, pgtable::make_pte(frame, prot | bits::DIRTY | maybe_mkwrite(&vma)));
+            pgtable::write(
+                &mut k.phys,
+                slot,
+                pgtable::make_pte(frame, prot | bits::DIRTY | maybe_mkwrite(&vma)),
+            );
             return Ok(());
         }
         if !write {

@@ -97,7 +97,15 @@ impl System {
             let page = cur & !(PAGE_SIZE - 1);
             let n = left.min(PAGE_SIZE - (cur - page)) as usize;
             let (p, k) = self.parts(pid)?;
-            let frame = p.mm.gup_force(k, cur, write).map_err(|_| Errno::EIO)?;
+            let frame = match p.mm.gup_force(k, cur, write) {
+                Ok(f) => f,
+                // __access_remote_vm: where no region lies, a stack below
+                // may grow down to the address; then the access is retried.
+                Err(_) if p.mm.vma_containing(cur).is_none() && p.mm.expand_stack_to(k, cur) => {
+                    p.mm.gup_force(k, cur, write).map_err(|_| Errno::EIO)?
+                }
+                Err(_) => return Err(Errno::EIO),
+            };
             // get_user_pages_remote adds FOLL_TOUCH.
             p.mm.mark_accessed(k, cur);
             each(&mut k.phys, frame, (cur - page) as usize, n);
@@ -110,7 +118,11 @@ impl System {
 
 /// `dup_mmap`: the child's address space from the parent's regions and
 /// page tables.
-fn dup_mmap(k: &mut Kernel, parent: &ForkSource, ptables: Option<&PageTables>) -> SysResult<AddressSpace> {
+fn dup_mmap(
+    k: &mut Kernel,
+    parent: &ForkSource,
+    ptables: Option<&PageTables>,
+) -> SysResult<AddressSpace> {
     let mut child = AddressSpace::empty(parent.layout, parent.rlimits);
     child.set_names(parent.names.clone());
     child.caps = parent.caps;
@@ -195,10 +207,12 @@ fn dup_mmap(k: &mut Kernel, parent: &ForkSource, ptables: Option<&PageTables>) -
         while va < v.end() {
             if ptables.slot(&k.phys, va).is_some() {
                 if child.mem.tables.is_none() {
-                    child.mem.tables = Some(PageTables::new(&mut k.phys).map_err(|_| Errno::ENOMEM)?);
+                    child.mem.tables =
+                        Some(PageTables::new(&mut k.phys).map_err(|_| Errno::ENOMEM)?);
                 }
                 if let Some(t) = child.mem.tables.as_mut() {
-                    t.ensure_pte_table(&mut k.phys, va).map_err(|_| Errno::ENOMEM)?;
+                    t.ensure_pte_table(&mut k.phys, va)
+                        .map_err(|_| Errno::ENOMEM)?;
                 }
             }
             va = ((va >> 21) + 1) << 21;
@@ -235,7 +249,12 @@ impl AddressSpace {
     /// `check_vma_flags`, then the page faulted in and followed. A forced
     /// write follows only an exclusive anonymous page (`can_follow_write_pte`),
     /// so a write into a private mapping lands in a private copy.
-    pub(crate) fn gup_force(&mut self, k: &mut crate::system::Kernel, addr: u64, write: bool) -> Result<crate::phys::Frame, FaultError> {
+    pub(crate) fn gup_force(
+        &mut self,
+        k: &mut crate::system::Kernel,
+        addr: u64,
+        write: bool,
+    ) -> Result<crate::phys::Frame, FaultError> {
         let fail = FaultError::Signal(crate::fault::SigInfo {
             signo: crate::fault::SIGSEGV,
             code: crate::fault::SEGV_MAPERR,
@@ -264,9 +283,14 @@ impl AddressSpace {
                 if !write {
                     return Ok(frame);
                 }
-                let exclusive_anon = k.phys.flags(frame).contains(FrameFlags::ANON | FrameFlags::EXCLUSIVE)
+                let exclusive_anon = k
+                    .phys
+                    .flags(frame)
+                    .contains(FrameFlags::ANON | FrameFlags::EXCLUSIVE)
                     && !(e & bits::SPECIAL != 0 && frame == k.phys.zero_page());
-                if e & bits::RW != 0 || (exclusive_anon && !f.intersects(VmFlags::SHARED | VmFlags::MAYSHARE)) {
+                if e & bits::RW != 0
+                    || (exclusive_anon && !f.intersects(VmFlags::SHARED | VmFlags::MAYSHARE))
+                {
                     return Ok(frame);
                 }
             }

@@ -125,7 +125,10 @@ impl System {
     /// the file grows to cover the write.
     fn write_inode(&mut self, inode: InodeId, offset: u64, count: u64, byte: u8) -> SysResult<()> {
         let k = &mut self.kernel;
-        let shmem = k.files.inode(inode).is_some_and(|i| matches!(i.kind, InodeKind::Tmpfs | InodeKind::ShmemAnon));
+        let shmem = k
+            .files
+            .inode(inode)
+            .is_some_and(|i| matches!(i.kind, InodeKind::Tmpfs | InodeKind::ShmemAnon));
         let mut pos = offset;
         let end = offset + count;
         while pos < end {
@@ -139,7 +142,11 @@ impl System {
                 }
                 None => {
                     let f = k.phys.alloc().ok_or(Errno::ENOSPC)?;
-                    let fl = if shmem { FrameFlags::SWAPBACKED } else { FrameFlags::empty() };
+                    let fl = if shmem {
+                        FrameFlags::SWAPBACKED
+                    } else {
+                        FrameFlags::empty()
+                    };
                     k.phys.set_flags(f, fl | FrameFlags::REFERENCED);
                     k.phys.set_owner(f, inode.0, index);
                     k.cache.insert(inode, index, f);
@@ -196,26 +203,38 @@ impl System {
     /// `unmap_mapping_range`: removes, in every process, the entries that
     /// map file pages `[first, last]` of `inode`; with `even_cows` also the
     /// private copies made of them.
-    pub(crate) fn unmap_mapping_range(&mut self, inode: InodeId, first: u64, last: u64, even_cows: bool) {
+    pub(crate) fn unmap_mapping_range(
+        &mut self,
+        inode: InodeId,
+        first: u64,
+        last: u64,
+        even_cows: bool,
+    ) {
         let pids: alloc::vec::Vec<Pid> = self.pids().collect();
         for pid in pids {
-            let Ok((p, k)) = self.parts(pid) else { continue };
-            let ranges: alloc::vec::Vec<(u64, u64, bool)> = p
-                .mm
-                .vmas()
-                .filter(|v| v.attrs.file.and_then(|f| k.files.file(f)).is_some_and(|f| f.inode == inode))
-                .filter_map(|v| {
-                    let lo = first.max(v.attrs.pgoff);
-                    let hi = last.min(v.attrs.pgoff + v.pages() - 1);
-                    (lo <= hi).then(|| {
-                        (
-                            v.start() + ((lo - v.attrs.pgoff) << 12),
-                            v.start() + ((hi - v.attrs.pgoff + 1) << 12),
-                            v.flags().contains(crate::VmFlags::SHARED),
-                        )
+            let Ok((p, k)) = self.parts(pid) else {
+                continue;
+            };
+            let ranges: alloc::vec::Vec<(u64, u64, bool)> =
+                p.mm.vmas()
+                    .filter(|v| {
+                        v.attrs
+                            .file
+                            .and_then(|f| k.files.file(f))
+                            .is_some_and(|f| f.inode == inode)
                     })
-                })
-                .collect();
+                    .filter_map(|v| {
+                        let lo = first.max(v.attrs.pgoff);
+                        let hi = last.min(v.attrs.pgoff + v.pages() - 1);
+                        (lo <= hi).then(|| {
+                            (
+                                v.start() + ((lo - v.attrs.pgoff) << 12),
+                                v.start() + ((hi - v.attrs.pgoff + 1) << 12),
+                                v.flags().contains(crate::VmFlags::SHARED),
+                            )
+                        })
+                    })
+                    .collect();
             p.mm.mem.update_hiwater();
             for (a, b, shared) in ranges {
                 if shared || even_cows {

@@ -163,7 +163,8 @@ impl PhysMem {
             self.chunks.push(vec![[0u8; FRAME_SIZE]; frames]);
             // Exact growth: metadata stays at 16 bytes a frame.
             self.meta.reserve_exact(frames);
-            self.meta.resize(self.meta.len() + frames, FrameMeta::default());
+            self.meta
+                .resize(self.meta.len() + frames, FrameMeta::default());
         }
         self.touched += 1;
         self.used += 1;

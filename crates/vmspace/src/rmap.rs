@@ -73,7 +73,9 @@ impl System {
         let zero = self.kernel.phys.zero_page();
         for pid in self.pids() {
             let Some(p) = self.process(pid) else { continue };
-            let Some(t) = p.mm.mem.tables.as_ref() else { continue };
+            let Some(t) = p.mm.mem.tables.as_ref() else {
+                continue;
+            };
             let mut err = None;
             t.for_each_entry(&self.kernel.phys, |va, e| {
                 if err.is_some() || !pgtable::pte_present(e) {
@@ -81,6 +83,12 @@ impl System {
                 }
                 let f = pgtable::pte_frame(e);
                 if f == zero || e & pgtable::bits::SPECIAL != 0 {
+                    return;
+                }
+                // `[vdso]` pages are kernel pages inserted into a special
+                // mapping: neither anonymous nor file-backed, so no reverse
+                // map reaches them (as in Linux).
+                if p.mm.vma_containing(va).is_some_and(|v| p.mm.is_special_mapping(&v)) {
                     return;
                 }
                 let found = self.rmap(f);

@@ -76,7 +76,11 @@ impl Kernel {
     }
 
     /// Is `ancestor` on `av`'s chain (itself or a parent of a parent...)?
-    pub fn anon_vma_chain_contains(&self, av: crate::vma::AnonVmaId, ancestor: crate::vma::AnonVmaId) -> bool {
+    pub fn anon_vma_chain_contains(
+        &self,
+        av: crate::vma::AnonVmaId,
+        ancestor: crate::vma::AnonVmaId,
+    ) -> bool {
         let mut cur = Some(av);
         while let Some(a) = cur {
             if a == ancestor {
@@ -158,10 +162,18 @@ impl Kernel {
     /// longer mapped anywhere can be released.
     pub(crate) fn release_regions(&mut self, _mm: &AddressSpace, removed: &[Vma]) {
         for v in removed {
-            let Some(inode) = v.attrs.file.and_then(|f| self.files.file(f)).map(|f| f.inode) else {
+            let Some(inode) = v
+                .attrs
+                .file
+                .and_then(|f| self.files.file(f))
+                .map(|f| f.inode)
+            else {
                 continue;
             };
-            let anon_shmem = self.files.inode(inode).is_some_and(|i| i.kind == InodeKind::ShmemAnon);
+            let anon_shmem = self
+                .files
+                .inode(inode)
+                .is_some_and(|i| i.kind == InodeKind::ShmemAnon);
             if anon_shmem && !self.release_candidates.contains(&inode) {
                 self.release_candidates.push(inode);
             }

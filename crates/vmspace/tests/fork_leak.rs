@@ -9,15 +9,38 @@ use vmspace::{Params, System};
 
 #[derive(Clone, Debug)]
 enum Op {
-    Map { shared: bool, pages: u64 },
-    Store { region: usize, page: u64, pages: u64 },
-    Load { region: usize, page: u64 },
+    Map {
+        shared: bool,
+        pages: u64,
+    },
+    Store {
+        region: usize,
+        page: u64,
+        pages: u64,
+    },
+    Load {
+        region: usize,
+        page: u64,
+    },
     Fork,
     Exit,
-    Unmap { region: usize, page: u64 },
-    Protect { region: usize, page: u64, write: bool },
-    Remap { region: usize, grow: u64 },
-    Dontneed { region: usize, page: u64 },
+    Unmap {
+        region: usize,
+        page: u64,
+    },
+    Protect {
+        region: usize,
+        page: u64,
+        write: bool,
+    },
+    Remap {
+        region: usize,
+        grow: u64,
+    },
+    Dontneed {
+        region: usize,
+        page: u64,
+    },
     Switch(usize),
 }
 

@@ -144,7 +144,9 @@ impl AddressSpace {
                     | bits::DIRTY
                     | bits::SPECIAL
                     | bits::SOFT_DIRTY);
-            let mut n = kept | prot;
+            // The new protection's own accessed bit (protection_map has
+            // it) is masked out: only the entry's history counts.
+            let mut n = kept | (prot & !bits::ACCESSED);
             if prot & bits::PRESENT != 0 && try_writable && n & bits::RW == 0 {
                 let f = pgtable::pte_frame(e);
                 let normal = !(e & bits::SPECIAL != 0 && f == zero);

@@ -145,7 +145,10 @@ impl AddressSpace {
         if !crate::pgtable::pte_present(e) || e & crate::pgtable::bits::SPECIAL != 0 {
             return;
         }
-        let unevictable = self.vma_containing(addr).is_some_and(|v| v.flags().contains(VmFlags::LOCKED));
-        k.phys.mark_accessed(crate::pgtable::pte_frame(e), unevictable);
+        let unevictable = self
+            .vma_containing(addr)
+            .is_some_and(|v| v.flags().contains(VmFlags::LOCKED));
+        k.phys
+            .mark_accessed(crate::pgtable::pte_frame(e), unevictable);
     }
 }

@@ -465,7 +465,22 @@ impl AddressSpace {
 
     /// A fresh anonymous page for `page` of `vma`, counted and reverse-mapped.
     fn new_anon_page(&mut self, k: &mut Kernel, vma: &Vma, page: u64) -> Result<Frame, FaultError> {
-        let frame = k.phys.alloc().ok_or(FaultError::OutOfMemory)?;
+        self.new_anon_page_with(k, vma, page, true)
+    }
+
+    fn new_anon_page_with(
+        &mut self,
+        k: &mut Kernel,
+        vma: &Vma,
+        page: u64,
+        zeroed: bool,
+    ) -> Result<Frame, FaultError> {
+        let frame = if zeroed {
+            k.phys.alloc()
+        } else {
+            k.phys.alloc_for_copy()
+        }
+        .ok_or(FaultError::OutOfMemory)?;
         let mut flags = FrameFlags::ANON | FrameFlags::SWAPBACKED | FrameFlags::EXCLUSIVE;
         if vma.flags().contains(VmFlags::LOCKED) {
             flags |= FrameFlags::MLOCKED;
@@ -518,10 +533,9 @@ impl AddressSpace {
         }
         // wp_page_copy
         let vma = self.anon_vma_prepare(k, vma);
-        let frame = self.new_anon_page(k, &vma, page)?;
+        let frame = self.new_anon_page_with(k, &vma, page, zero)?;
         if !zero {
-            let src = *k.phys.data(old);
-            k.phys.data_mut(frame).copy_from_slice(&src);
+            k.phys.copy_frame(frame, old);
         }
         let pte = pgtable::make_pte(frame, prot | bits::DIRTY | maybe_mkwrite(&vma));
         pgtable::write(&mut k.phys, slot, pte);

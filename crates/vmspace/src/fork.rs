@@ -160,6 +160,8 @@ fn dup_mmap(
     };
     // copy_page_range for the regions that need it.
     let mut rss: BTreeMap<u64, [i64; 3]> = BTreeMap::new();
+    let mut rss_key = u64::MAX;
+    let mut rss_cur = [0i64; 3];
     for v in &parent.regions {
         let f = v.flags();
         let needs_copy = !f.intersects(VmFlags::DONTCOPY | VmFlags::WIPEONFORK)
@@ -168,39 +170,6 @@ fn dup_mmap(
             continue;
         }
         let cow = f & (VmFlags::SHARED | VmFlags::MAYWRITE) == VmFlags::MAYWRITE;
-        let mut entries = Vec::new();
-        ptables.update_range(&mut k.phys, v.start(), v.end(), |phys, va, e| {
-            if !pgtable::pte_present(e) {
-                return e;
-            }
-            let frame = pgtable::pte_frame(e);
-            let mut parent_e = e;
-            // The child's copy is old (pte_mkold), and clean when shared.
-            let mut child_e = e & !bits::ACCESSED;
-            if e & bits::SPECIAL == 0 {
-                let fl = phys.flags(frame);
-                phys.get(frame);
-                phys.add_mapcount(frame, 1);
-                let slot = if fl.contains(FrameFlags::ANON) {
-                    phys.set_flags(frame, fl - FrameFlags::EXCLUSIVE);
-                    0
-                } else if fl.contains(FrameFlags::SWAPBACKED) {
-                    2
-                } else {
-                    1
-                };
-                rss.entry(va >> 21).or_insert([0; 3])[slot] += 1;
-                if f.contains(VmFlags::SHARED) {
-                    child_e &= !bits::DIRTY;
-                }
-            }
-            if cow && e & bits::RW != 0 {
-                parent_e &= !bits::RW;
-                child_e &= !bits::RW;
-            }
-            entries.push((va, child_e));
-            parent_e
-        });
         // copy_pte_range allocates the child's table for every extent where
         // the parent has one, whether or not anything in it is present.
         let mut va = v.start();
@@ -217,15 +186,73 @@ fn dup_mmap(
             }
             va = ((va >> 21) + 1) << 21;
         }
-        for (va, e) in entries {
-            if child.mem.tables.is_none() {
-                child.mem.tables = Some(PageTables::new(&mut k.phys).map_err(|_| Errno::ENOMEM)?);
+        let Some(ctables) = child.mem.tables.as_ref() else {
+            continue;
+        };
+        let mut ctable: Option<(u64, crate::phys::Frame)> = None;
+        let mut missing_table = false;
+        ptables.update_range(&mut k.phys, v.start(), v.end(), |phys, va, e| {
+            if !pgtable::pte_present(e) {
+                return e;
             }
-            let Some(t) = child.mem.tables.as_mut() else {
-                return Err(Errno::ENOMEM);
+            let frame = pgtable::pte_frame(e);
+            let mut parent_e = e;
+            // The child's copy is old (pte_mkold), and clean when shared.
+            let mut child_e = e & !bits::ACCESSED;
+            let key = va >> 21;
+            if e & bits::SPECIAL == 0 {
+                let fl = phys.dup_for_fork(frame);
+                let slot = if fl.contains(FrameFlags::ANON) {
+                    0
+                } else if fl.contains(FrameFlags::SWAPBACKED) {
+                    2
+                } else {
+                    1
+                };
+                if rss_key != key {
+                    if rss_key != u64::MAX {
+                        let c = rss.entry(rss_key).or_insert([0; 3]);
+                        for (total, n) in c.iter_mut().zip(rss_cur) {
+                            *total += n;
+                        }
+                    }
+                    rss_key = key;
+                    rss_cur = [0; 3];
+                }
+                rss_cur[slot] += 1;
+                if f.contains(VmFlags::SHARED) {
+                    child_e &= !bits::DIRTY;
+                }
+            }
+            if cow && e & bits::RW != 0 {
+                parent_e &= !bits::RW;
+                child_e &= !bits::RW;
+            }
+            // The child's table was made above: write its entry in place.
+            let table = match ctable {
+                Some((at, t)) if at == key => t,
+                _ => match ctables.slot(phys, va) {
+                    Some(slot) => {
+                        ctable = Some((key, slot.table));
+                        slot.table
+                    }
+                    None => {
+                        missing_table = true;
+                        return e;
+                    }
+                },
             };
-            let s = t.slot_alloc(&mut k.phys, va).map_err(|_| Errno::ENOMEM)?;
-            pgtable::write(&mut k.phys, s, e);
+            phys.write_u64(table, ((va >> 12) & 511) as usize * 8, child_e);
+            parent_e
+        });
+        if missing_table {
+            return Err(Errno::ENOMEM);
+        }
+    }
+    if rss_key != u64::MAX {
+        let c = rss.entry(rss_key).or_insert([0; 3]);
+        for (total, n) in c.iter_mut().zip(rss_cur) {
+            *total += n;
         }
     }
     // add_mm_rss_vec once per page table.

@@ -173,6 +173,65 @@ impl PhysMem {
         Some(Frame(n))
     }
 
+    /// PROTO: like `alloc`, but a recycled frame keeps its old bytes (the
+    /// caller overwrites all of them).
+    pub fn alloc_for_copy(&mut self) -> Option<Frame> {
+        if let Some(n) = self.free.pop() {
+            self.used += 1;
+            self.meta[n as usize] = FrameMeta {
+                refcount: 1,
+                ..FrameMeta::default()
+            };
+            return Some(Frame(n));
+        }
+        self.alloc()
+    }
+
+    /// PROTO: copies all bytes of `src` into `dst` (distinct real frames).
+    pub fn copy_frame(&mut self, dst: Frame, src: Frame) {
+        let (d, s) = (dst.0 as usize, src.0 as usize);
+        let (dc, di, sc, si) = (
+            d / CHUNK_FRAMES,
+            d % CHUNK_FRAMES,
+            s / CHUNK_FRAMES,
+            s % CHUNK_FRAMES,
+        );
+        if dc == sc {
+            let c = &mut self.chunks[dc];
+            if di < si {
+                let (a, b) = c.split_at_mut(si);
+                a[di] = b[0];
+            } else {
+                let (a, b) = c.split_at_mut(di);
+                b[0] = a[si];
+            }
+        } else if dc < sc {
+            let (a, b) = self.chunks.split_at_mut(sc);
+            a[dc][di] = b[0][si];
+        } else {
+            let (a, b) = self.chunks.split_at_mut(dc);
+            b[0][di] = a[sc][si];
+        }
+    }
+
+    /// PROTO: fork's per-page bookkeeping in one metadata access: a
+    /// reference and a mapping more, anonymous pages lose EXCLUSIVE.
+    /// Returns the flags before.
+    #[inline]
+    pub fn dup_for_fork(&mut self, f: Frame) -> FrameFlags {
+        let m = &mut self.meta[f.0 as usize];
+        m.refcount = m.refcount.saturating_add(1);
+        let fl = FrameFlags::from_bits_retain((m.map_flags >> 24) as u8);
+        let count = ((m.map_flags & MAPCOUNT_MASK) + 1).min(MAPCOUNT_MASK);
+        let nfl = if fl.contains(FrameFlags::ANON) {
+            fl - FrameFlags::EXCLUSIVE
+        } else {
+            fl
+        };
+        m.map_flags = count | ((nfl.bits() as u32) << 24);
+        fl
+    }
+
     /// Takes a reference (`get_page`).
     pub fn get(&mut self, f: Frame) {
         if let Some(m) = self.meta.get_mut(f.0 as usize) {

@@ -407,7 +407,9 @@ impl AddressSpace {
         let prot = page_prot(vma.flags());
         let e = self.pte(&k.phys, page);
         let write = access == Access::Write;
-        if pgtable::pte_hw_present(e) {
+        // Present to software, PROT_NONE entries included (a forced access
+        // reaches those): a write is a write-protect fault, never a new page.
+        if pgtable::pte_present(e) {
             if write && e & bits::RW == 0 {
                 return self.do_wp_page(k, vma, page, e);
             }

@@ -91,26 +91,39 @@ impl System {
         if (addr as i64) < 0 {
             return Err(Errno::EINVAL);
         }
-        let mut cur = addr;
+        // mem_rw moves at most a page's worth of bytes per access_remote_vm
+        // call, from wherever the previous call stopped, so an unaligned
+        // access looks up (and marks accessed) a page once per call that
+        // touches it.
+        let mut chunk_start = addr;
         let mut left = len;
         while left > 0 {
-            let page = cur & !(PAGE_SIZE - 1);
-            let n = left.min(PAGE_SIZE - (cur - page)) as usize;
-            let (p, k) = self.parts(pid)?;
-            let frame = match p.mm.gup_force(k, cur, write) {
-                Ok(f) => f,
-                // __access_remote_vm: where no region lies, a stack below
-                // may grow down to the address; then the access is retried.
-                Err(_) if p.mm.vma_containing(cur).is_none() && p.mm.expand_stack_to(k, cur) => {
-                    p.mm.gup_force(k, cur, write).map_err(|_| Errno::EIO)?
-                }
-                Err(_) => return Err(Errno::EIO),
-            };
-            // get_user_pages_remote adds FOLL_TOUCH.
-            p.mm.mark_accessed(k, cur);
-            each(&mut k.phys, frame, (cur - page) as usize, n);
-            left -= n as u64;
-            cur = cur.wrapping_add(n as u64);
+            let chunk = left.min(PAGE_SIZE);
+            let mut cur = chunk_start;
+            let mut in_chunk = chunk;
+            while in_chunk > 0 {
+                let page = cur & !(PAGE_SIZE - 1);
+                let n = in_chunk.min(PAGE_SIZE - (cur - page)) as usize;
+                let (p, k) = self.parts(pid)?;
+                let frame = match p.mm.gup_force(k, cur, write) {
+                    Ok(f) => f,
+                    // __access_remote_vm: where no region lies, a stack
+                    // below may grow down to the address; then it retries.
+                    Err(_)
+                        if p.mm.vma_containing(cur).is_none() && p.mm.expand_stack_to(k, cur) =>
+                    {
+                        p.mm.gup_force(k, cur, write).map_err(|_| Errno::EIO)?
+                    }
+                    Err(_) => return Err(Errno::EIO),
+                };
+                // get_user_pages_remote adds FOLL_TOUCH.
+                p.mm.mark_accessed(k, cur);
+                each(&mut k.phys, frame, (cur - page) as usize, n);
+                in_chunk -= n as u64;
+                cur = cur.wrapping_add(n as u64);
+            }
+            left -= chunk;
+            chunk_start = chunk_start.wrapping_add(chunk);
         }
         Ok(())
     }

@@ -87,18 +87,7 @@ impl AddressSpace {
             return Ok(0);
         }
         if advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE {
-            self.madvise_populate_check(start, end, advice)?;
-            let access = if advice == MADV_POPULATE_WRITE {
-                crate::fault::Access::Write
-            } else {
-                crate::fault::Access::Read
-            };
-            return match self.populate_with(k, start, end, false, Some(access)) {
-                Ok(()) => Ok(0),
-                // A page that cannot be faulted in (past the end of a file).
-                Err(Errno::EFAULT) => Err(Errno::EFAULT),
-                Err(e) => Err(e),
-            };
+            return self.madvise_populate(k, start, end, advice).map(|()| 0);
         }
         // madvise_walk_vmas: visit each mapped part; a hole is reported as
         // ENOMEM only after the rest of the range has been advised.
@@ -249,29 +238,35 @@ impl AddressSpace {
         self.modify_range(k, vma, start, end, attrs)
     }
 
-    /// The range checks of `MADV_POPULATE_READ`/`WRITE` (`madvise_populate`):
-    /// the range must be mapped, not special, and allow the access.
-    fn madvise_populate_check(&self, start: u64, end: u64, advice: u64) -> SysResult<()> {
+    /// `madvise_populate`: faults the range in region by region, as
+    /// get_user_pages walks it, so the pages before a problem stay faulted
+    /// in: a hole is `ENOMEM`, a region that is special or lacks the access
+    /// (no `FOLL_FORCE` here) `EINVAL`, a page that cannot be faulted in
+    /// (past the end of a file) `EFAULT`.
+    fn madvise_populate(
+        &mut self,
+        k: &mut Kernel,
+        start: u64,
+        end: u64,
+        advice: u64,
+    ) -> SysResult<()> {
+        let (need, access) = if advice == MADV_POPULATE_WRITE {
+            (VmFlags::WRITE, crate::fault::Access::Write)
+        } else {
+            (VmFlags::READ, crate::fault::Access::Read)
+        };
         let mut cursor = start;
         while cursor < end {
             let Some(v) = self.vma_containing(cursor) else {
                 return Err(Errno::ENOMEM);
             };
             let f = v.flags();
-            if f.intersects(VmFlags::IO | VmFlags::PFNMAP) {
+            if f.intersects(VmFlags::IO | VmFlags::PFNMAP) || !f.contains(need) {
                 return Err(Errno::EINVAL);
             }
-            // Faulting in for read needs VM_READ, for write VM_WRITE (no
-            // FOLL_FORCE here), else EINVAL.
-            let need = if advice == MADV_POPULATE_WRITE {
-                VmFlags::WRITE
-            } else {
-                VmFlags::READ
-            };
-            if !f.contains(need) {
-                return Err(Errno::EINVAL);
-            }
-            cursor = v.end();
+            let piece_end = v.end().min(end);
+            self.populate_with(k, cursor, piece_end, false, Some(access))?;
+            cursor = piece_end;
         }
         Ok(())
     }

@@ -154,6 +154,10 @@ impl AddressSpace {
         let mut attrs = vma.attrs;
         attrs.flags = newflags;
         let result = self.modify_range(k, vma, start, end, attrs)?;
+        let locked = newflags.contains(VmFlags::LOCKED);
+        if locked != oldflags.contains(VmFlags::LOCKED) {
+            self.mark_mlocked(k, start, end, locked);
+        }
         let pages = (end - start) >> PAGE_SHIFT;
         if !newflags.contains(VmFlags::LOCKED) {
             self.counters.locked_vm -= pages;
@@ -161,6 +165,30 @@ impl AddressSpace {
             self.counters.locked_vm += pages;
         }
         Ok(result)
+    }
+
+    /// `mlock_vma_pages_range`: the pages already present in `[start, end)`
+    /// become mlocked (unevictable), or stop being so on munlock.
+    fn mark_mlocked(&mut self, k: &mut Kernel, start: u64, end: u64, locked: bool) {
+        let Some(tables) = self.mem.tables.take() else {
+            return;
+        };
+        let zero = k.phys.zero_page();
+        tables.update_range(&mut k.phys, start, end, |phys, _va, e| {
+            let f = crate::pgtable::pte_frame(e);
+            let special = e & crate::pgtable::bits::SPECIAL != 0;
+            if crate::pgtable::pte_present(e) && !special && f != zero {
+                let fl = phys.flags(f);
+                let new = if locked {
+                    fl | crate::phys::FrameFlags::MLOCKED
+                } else {
+                    fl - crate::phys::FrameFlags::MLOCKED
+                };
+                phys.set_flags(f, new);
+            }
+            e
+        });
+        self.mem.tables = Some(tables);
     }
 
     /// `apply_mlockall_flags`: sets `def_flags` for future mappings and,

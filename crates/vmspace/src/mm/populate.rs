@@ -108,7 +108,12 @@ impl AddressSpace {
             let hi = v.end().min(end);
             while page < hi {
                 match self.fault_in(k, page, access) {
-                    Ok(()) => self.mark_accessed(k, page),
+                    Ok(()) => {
+                        self.mark_accessed(k, page);
+                        if access == Access::Write {
+                            self.mark_dirty_for_write(k, page);
+                        }
+                    }
                     Err(FaultError::OutOfMemory) => return Err(Errno::ENOMEM),
                     Err(FaultError::Signal(_)) => {
                         if ignore_errors {
@@ -136,6 +141,20 @@ fn anon_vma_compatible(a: &Vma, b: &Vma) -> bool {
 }
 
 impl AddressSpace {
+    /// `follow_page_pte` with `FOLL_TOUCH | FOLL_WRITE`: a page reached for
+    /// writing through a clean entry is dirtied (a shared page mapped
+    /// writable by a read fault is not written yet, but will be).
+    fn mark_dirty_for_write(&mut self, k: &mut Kernel, addr: u64) {
+        use crate::pgtable::{self, bits};
+        let e = self.pte(&k.phys, addr);
+        if !pgtable::pte_present(e) || e & (bits::SPECIAL | bits::DIRTY) != 0 {
+            return;
+        }
+        let f = pgtable::pte_frame(e);
+        let fl = k.phys.flags(f);
+        k.phys.set_flags(f, fl | crate::phys::FrameFlags::DIRTY);
+    }
+
     /// `folio_mark_accessed` on the page mapped at `addr`, as
     /// `get_user_pages` with `FOLL_TOUCH` does: an unreferenced page becomes
     /// referenced; a referenced inactive page is activated (and loses the
@@ -145,9 +164,13 @@ impl AddressSpace {
         if !crate::pgtable::pte_present(e) || e & crate::pgtable::bits::SPECIAL != 0 {
             return;
         }
+        // Unevictable: mlocked here, or by another process mapping it.
         let unevictable = self
             .vma_containing(addr)
-            .is_some_and(|v| v.flags().contains(VmFlags::LOCKED));
+            .is_some_and(|v| v.flags().contains(VmFlags::LOCKED))
+            || k.phys
+                .flags(crate::pgtable::pte_frame(e))
+                .contains(crate::phys::FrameFlags::MLOCKED);
         k.phys
             .mark_accessed(crate::pgtable::pte_frame(e), unevictable);
     }

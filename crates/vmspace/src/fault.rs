@@ -483,11 +483,11 @@ impl AddressSpace {
             k.phys.alloc_for_copy()
         }
         .ok_or(FaultError::OutOfMemory)?;
-        let mut flags = FrameFlags::ANON | FrameFlags::SWAPBACKED | FrameFlags::EXCLUSIVE;
-        if vma.flags().contains(VmFlags::LOCKED) {
-            flags |= FrameFlags::MLOCKED;
-        }
+        let flags = FrameFlags::ANON | FrameFlags::SWAPBACKED | FrameFlags::EXCLUSIVE;
         k.phys.set_flags(frame, flags);
+        if vma.flags().contains(VmFlags::LOCKED) {
+            k.mlock_page(frame);
+        }
         k.phys.add_mapcount(frame, 1);
         let owner = vma.attrs.anon_vma.map_or(0, |a| a.0);
         k.phys.set_owner(frame, owner, vma.pgoff_at(page));

@@ -18,6 +18,7 @@ use crate::mm::MmapFile;
 use crate::params::Params;
 use crate::uapi;
 use crate::vma::Vma;
+use crate::VmFlags;
 
 /// A process id.
 pub type Pid = u64;
@@ -43,6 +44,9 @@ pub struct Kernel {
     pub phys: crate::phys::PhysMem,
     /// Pages of shared-memory objects and files.
     pub cache: crate::fault::PageCache,
+    /// The CPU's `mlock_fbatch`: pages just mlocked, made unevictable
+    /// (`PG_unevictable`) only when the batch drains.
+    mlock_batch: Vec<crate::phys::Frame>,
 }
 
 impl Kernel {
@@ -55,6 +59,7 @@ impl Kernel {
             files: FileTable::new(),
             committed: 0,
             release_candidates: Vec::new(),
+            mlock_batch: Vec::new(),
             shmem_charge: BTreeMap::new(),
             next_anon_vma: 1,
             anon_vma_parent: BTreeMap::new(),
@@ -73,6 +78,34 @@ impl Kernel {
         let id = self.new_anon_vma();
         self.anon_vma_parent.insert(id, parent);
         id
+    }
+
+    /// `mlock_new_folio` / `mlock_folio`: `f` is mlocked now and joins the
+    /// CPU's batch; a full batch (`FOLIO_BATCH_SIZE`, 31) drains at once.
+    pub(crate) fn mlock_page(&mut self, f: crate::phys::Frame) {
+        let fl = self.phys.flags(f);
+        self.phys
+            .set_flags(f, fl | crate::phys::FrameFlags::MLOCKED);
+        if !self.mlock_batch.contains(&f) {
+            self.mlock_batch.push(f);
+        }
+        if self.mlock_batch.len() >= 31 {
+            self.lru_add_drain();
+        }
+    }
+
+    /// `lru_add_drain`: the batched pages reach their lists; mlocked ones
+    /// become unevictable.
+    pub(crate) fn lru_add_drain(&mut self) {
+        self.mlock_batch.clear();
+    }
+
+    /// `folio_test_unevictable`: mlocked, and no longer waiting in the batch.
+    pub(crate) fn is_unevictable(&self, f: crate::phys::Frame) -> bool {
+        self.phys
+            .flags(f)
+            .contains(crate::phys::FrameFlags::MLOCKED)
+            && !self.mlock_batch.contains(&f)
     }
 
     /// Is `ancestor` on `av`'s chain (itself or a parent of a parent...)?
@@ -373,7 +406,15 @@ impl System {
         let holes: Vec<(InodeId, u64, u64)> = if advice == uapi::MADV_REMOVE {
             // The file ranges to punch, taken before the call checks them.
             let end = addr.saturating_add(crate::addr::page_align(len));
+            // Region by region, up to the first one madvise_remove refuses;
+            // a hole in the range (ENOMEM) stops nothing.
             p.mm.vmas_in(addr, end)
+                .take_while(|v| {
+                    let f = v.flags();
+                    !f.contains(VmFlags::LOCKED)
+                        && v.attrs.file.is_some()
+                        && f.contains(VmFlags::SHARED | VmFlags::MAYWRITE)
+                })
                 .filter_map(|v| {
                     let inode = v.attrs.file.and_then(|f| k.files.file(f))?.inode;
                     let lo = v.pgoff_at(addr.max(v.start()));
@@ -384,11 +425,11 @@ impl System {
         } else {
             Vec::new()
         };
-        let r = p.mm.madvise(k, addr, len, advice)?;
+        let r = p.mm.madvise(k, addr, len, advice);
         for (inode, lo, hi) in holes {
             self.punch_hole(inode, lo, hi);
         }
-        Ok(r)
+        r
     }
 
     /// `mlock(addr, len)`.
@@ -462,6 +503,8 @@ impl System {
     pub fn exit(&mut self, pid: Pid) -> SysResult<()> {
         let mut p = self.procs.remove(&pid).ok_or(Errno::ESRCH)?;
         let k = &mut self.kernel;
+        // exit_mmap starts with lru_add_drain.
+        k.lru_add_drain();
         let all: Vec<Vma> = p.mm.vmas().collect();
         p.mm.mem.update_hiwater();
         for v in &all {

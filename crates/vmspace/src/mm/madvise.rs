@@ -149,6 +149,8 @@ impl AddressSpace {
                 if f.intersects(VmFlags::LOCKED | VmFlags::PFNMAP | VmFlags::HUGETLB) {
                     return Err(Errno::EINVAL);
                 }
+                // madvise_cold and madvise_pageout drain the LRU batches first.
+                k.lru_add_drain();
                 self.advise_pages(k, start, end, false);
                 return Ok(vma);
             }

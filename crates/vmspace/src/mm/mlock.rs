@@ -174,21 +174,24 @@ impl AddressSpace {
             return;
         };
         let zero = k.phys.zero_page();
-        tables.update_range(&mut k.phys, start, end, |phys, _va, e| {
+        let mut frames = alloc::vec::Vec::new();
+        tables.update_range(&mut k.phys, start, end, |_phys, _va, e| {
             let f = crate::pgtable::pte_frame(e);
             let special = e & crate::pgtable::bits::SPECIAL != 0;
             if crate::pgtable::pte_present(e) && !special && f != zero {
-                let fl = phys.flags(f);
-                let new = if locked {
-                    fl | crate::phys::FrameFlags::MLOCKED
-                } else {
-                    fl - crate::phys::FrameFlags::MLOCKED
-                };
-                phys.set_flags(f, new);
+                frames.push(f);
             }
             e
         });
         self.mem.tables = Some(tables);
+        for f in frames {
+            if locked {
+                k.mlock_page(f);
+            } else {
+                let fl = k.phys.flags(f);
+                k.phys.set_flags(f, fl - crate::phys::FrameFlags::MLOCKED);
+            }
+        }
     }
 
     /// `apply_mlockall_flags`: sets `def_flags` for future mappings and,

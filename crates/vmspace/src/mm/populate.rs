@@ -81,6 +81,23 @@ impl AddressSpace {
         ignore_errors: bool,
         forced: Option<Access>,
     ) -> SysResult<()> {
+        let r = self.populate_pages(k, start, end, ignore_errors, forced);
+        // populate_vma_page_range ends with lru_add_drain (the
+        // MADV_POPULATE_* path, faultin_page_range, does not).
+        if forced.is_none() {
+            k.lru_add_drain();
+        }
+        r
+    }
+
+    fn populate_pages(
+        &mut self,
+        k: &mut Kernel,
+        start: u64,
+        end: u64,
+        ignore_errors: bool,
+        forced: Option<Access>,
+    ) -> SysResult<()> {
         let mut cursor = start;
         while cursor < end {
             let Some(v) = self.find_vma_intersection(cursor, end) else {
@@ -165,12 +182,7 @@ impl AddressSpace {
             return;
         }
         // Unevictable: mlocked here, or by another process mapping it.
-        let unevictable = self
-            .vma_containing(addr)
-            .is_some_and(|v| v.flags().contains(VmFlags::LOCKED))
-            || k.phys
-                .flags(crate::pgtable::pte_frame(e))
-                .contains(crate::phys::FrameFlags::MLOCKED);
+        let unevictable = k.is_unevictable(crate::pgtable::pte_frame(e));
         k.phys
             .mark_accessed(crate::pgtable::pte_frame(e), unevictable);
     }

@@ -575,6 +575,14 @@ impl AddressSpace {
                 return Ok(());
             }
         }
+        let shared = vma.flags().contains(VmFlags::SHARED);
+        // do_cow_fault prepares the anon_vma before asking the file for the
+        // page, so the region keeps one even when that fails (SIGBUS).
+        let vma = if write && !shared {
+            self.anon_vma_prepare(k, vma)
+        } else {
+            *vma
+        };
         if index >= size.div_ceil(PAGE_SIZE) {
             return Err(FaultError::Signal(SigInfo {
                 signo: SIGBUS,
@@ -592,10 +600,8 @@ impl AddressSpace {
                 f
             }
         };
-        let shared = vma.flags().contains(VmFlags::SHARED);
         if write && !shared {
             // Private write: copy the page (do_cow_fault).
-            let vma = self.anon_vma_prepare(k, vma);
             let frame = self.new_anon_page(k, &vma, page)?;
             let src = *k.phys.data(cached);
             k.phys.data_mut(frame).copy_from_slice(&src);
@@ -611,7 +617,7 @@ impl AddressSpace {
             return Ok(());
         }
         if !write {
-            self.fault_around(k, vma, page, inode_id, prot)?;
+            self.fault_around(k, &vma, page, inode_id, prot)?;
             if pgtable::pte_present(self.pte(&k.phys, page)) {
                 return Ok(());
             }

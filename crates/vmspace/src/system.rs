@@ -100,6 +100,14 @@ impl Kernel {
         self.mlock_batch.clear();
     }
 
+    /// Physical memory and the pages waiting in the mlock batch, borrowed
+    /// together (for walks that mark pages accessed).
+    pub(crate) fn phys_and_mlock_batch(
+        &mut self,
+    ) -> (&mut crate::phys::PhysMem, &[crate::phys::Frame]) {
+        (&mut self.phys, &self.mlock_batch)
+    }
+
     /// `folio_test_unevictable`: mlocked, and no longer waiting in the batch.
     pub(crate) fn is_unevictable(&self, f: crate::phys::Frame) -> bool {
         self.phys

@@ -156,7 +156,11 @@ impl AddressSpace {
         let result = self.modify_range(k, vma, start, end, attrs)?;
         let locked = newflags.contains(VmFlags::LOCKED);
         if locked != oldflags.contains(VmFlags::LOCKED) {
+            // mlock_vma_pages_range drains the batches before and after its
+            // walk: the pages present now are unevictable at once.
+            k.lru_add_drain();
             self.mark_mlocked(k, start, end, locked);
+            k.lru_add_drain();
         }
         let pages = (end - start) >> PAGE_SHIFT;
         if !newflags.contains(VmFlags::LOCKED) {

@@ -32,15 +32,31 @@ impl AddressSpace {
             return;
         };
         let zero = k.phys.zero_page();
+        // Regions without recency (MADV_SEQUENTIAL/RANDOM) are left out of
+        // zap's folio_mark_accessed of young file pages.
+        let no_recency: alloc::vec::Vec<(u64, u64)> = self
+            .vmas_in(start, end)
+            .filter(|v| v.flags().intersects(VmFlags::SEQ_READ | VmFlags::RAND_READ))
+            .map(|v| (v.start(), v.end()))
+            .collect();
+        let (phys, mlock_batch) = k.phys_and_mlock_batch();
         // zap_pte_range counts per page table and adds each table's totals to
         // the resident-set counters at once (add_mm_rss_vec).
         let mut batches: alloc::vec::Vec<[i64; 3]> = alloc::vec::Vec::new();
         let mut table = u64::MAX;
-        tables.update_range(&mut k.phys, start, end, |phys, va, e| {
+        tables.update_range(phys, start, end, |phys, va, e| {
             if pgtable::pte_present(e) {
                 let f = pgtable::pte_frame(e);
                 if !select(phys, f) {
                     return e;
+                }
+                let young_file = e & (bits::ACCESSED | bits::SPECIAL) == bits::ACCESSED
+                    && !phys.flags(f).contains(FrameFlags::ANON)
+                    && !no_recency.iter().any(|&(s, e)| s <= va && va < e);
+                if young_file {
+                    let unevictable =
+                        phys.flags(f).contains(FrameFlags::MLOCKED) && !mlock_batch.contains(&f);
+                    phys.mark_accessed(f, unevictable);
                 }
                 if !(e & bits::SPECIAL != 0 && f == zero) {
                     if va >> 21 != table {

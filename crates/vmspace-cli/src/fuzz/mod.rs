@@ -316,3 +316,61 @@ fn write_failure(
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scenario that must diverge: the engine follows a `set` the kernel
+    /// cannot (a tiny map count), so the fourth mapping fails only there.
+    fn divergent() -> Vec<String> {
+        let mut lines = vec!["set max_map_count=20".to_string()];
+        for i in 0..30 {
+            lines.push(format!(
+                "m{i} = mmap(NULL, 4K, PROT_READ|(PROT_WRITE*{}), MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)",
+                i % 2
+            ));
+            lines.push(format!("load(m{i}, 1)"));
+        }
+        lines.push("maps()".into());
+        lines
+    }
+
+    #[test]
+    fn a_divergence_is_found_and_shrunk_to_what_causes_it() {
+        let checker = Checker::new();
+        let (n, verdict) = checker.check(&divergent().join("\n")).expect("runs");
+        assert_eq!(n, 61);
+        assert!(matches!(verdict, Verdict::Diverged(_)), "{verdict:?}");
+        let (small, v) = checker.shrink(divergent(), &verdict, 500);
+        // The `set` line and the first mmap that fails on the engine (and
+        // enough mappings before it) must stay; the loads and maps() go.
+        assert_eq!(small[0], "set max_map_count=20");
+        assert!(small.iter().all(|l| !l.starts_with("load")), "{small:?}");
+        assert!(small.len() < 30, "{small:?}");
+        assert_eq!(v.signature(), verdict.signature());
+        let text = failure_file(
+            &FuzzConfig {
+                seed: 9,
+                ops: 40,
+                start: 0,
+                count: 1,
+                out_dir: None,
+                shrink_budget: 500,
+            },
+            4,
+            &small,
+            &v,
+        );
+        assert!(text.starts_with("# Found by `vmspace fuzz --seed 9 --ops 40 --start 4 --count 1`"));
+        assert!(crate::scenario::parse("f.vms", &text).is_ok());
+    }
+
+    #[test]
+    fn agreeing_scenarios_are_the_same() {
+        let (_, v) = Checker::new()
+            .check("a = mmap(NULL, 8K, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)\nstore(a, 5000, 1)\nsmaps()")
+            .expect("runs");
+        assert_eq!(v, Verdict::Same);
+    }
+}

@@ -115,6 +115,10 @@ impl System {
         {
             return Err(Errno::EINVAL);
         }
+        // An empty write changes nothing (generic_write_checks returns 0).
+        if count == 0 {
+            return Ok(0);
+        }
         let inode = of.inode;
         self.write_inode(inode, offset, count, _byte)?;
         Ok(count)
@@ -175,7 +179,9 @@ impl System {
         if let Some(n) = self.kernel.files.inode_mut(inode) {
             n.size = size;
         }
-        if size >= old {
+        // shmem_setattr truncates whenever the size does not grow: even at
+        // the same size, the partial last page's tail is zeroed.
+        if size > old {
             return;
         }
         let first = size.div_ceil(4096);

@@ -588,7 +588,12 @@ fn import_resident(
                         .and_then(|i| k.files.inode(i))
                         .is_some_and(|i| i.dev == SHMEM_DEV || i.kind == InodeKind::ShmemAnon);
                     let f = match inode.and_then(|i| k.cache.get(i, v.pgoff_at(page))) {
-                        Some(f) => f,
+                        // Already cached (another process maps it): this
+                        // mapping takes its own reference.
+                        Some(f) => {
+                            k.phys.get(f);
+                            f
+                        }
                         None => {
                             let f = k.phys.alloc().ok_or_else(|| oom(n))?;
                             let mut fl = if shmem {

@@ -56,7 +56,7 @@ impl System {
                 if !candidate {
                     continue;
                 }
-                if let Some(addr) = address_of(&v, index_low) {
+                for addr in addresses_of(&v, index_low) {
                     let e = p.mm.pte(phys, addr);
                     if pgtable::pte_present(e) && pgtable::pte_frame(e) == frame {
                         out.push((pid, addr));
@@ -115,14 +115,24 @@ impl System {
     }
 }
 
-/// `vma_address`: where page index `index` (its low 32 bits) falls in `v`.
-fn address_of(v: &Vma, index_low: u32) -> Option<u64> {
-    let base = v.attrs.pgoff & !0xffff_ffff;
-    for hi in [base, base.wrapping_add(1 << 32)] {
-        let index = hi | index_low as u64;
-        if index >= v.attrs.pgoff && index < v.attrs.pgoff + v.pages() {
-            return Some(v.start() + ((index - v.attrs.pgoff) << 12));
+/// `vma_address`: where a page whose index has these low 32 bits may fall
+/// in `v`. The frame keeps only the low 32 bits of its index, so a region
+/// of more than 2^32 pages (16 TiB, possible with `MAP_NORESERVE`) has
+/// several candidates; the caller checks each against the page table.
+fn addresses_of(v: &Vma, index_low: u32) -> Vec<u64> {
+    let first = v.attrs.pgoff;
+    let end = first.saturating_add(v.pages());
+    let mut out = Vec::new();
+    let mut hi = Some(first & !0xffff_ffff);
+    while let Some(h) = hi {
+        let index = h | index_low as u64;
+        if index >= end {
+            break;
         }
+        if index >= first {
+            out.push(v.start() + ((index - first) << 12));
+        }
+        hi = h.checked_add(1 << 32);
     }
-    None
+    out
 }

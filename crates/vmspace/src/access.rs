@@ -102,7 +102,18 @@ impl System {
     /// `store(addr, len, byte)`: writes `len` copies of `byte`.
     pub fn store(&mut self, pid: Pid, addr: u64, len: u64, byte: u8) -> Result<(), AccessError> {
         self.access(pid, addr, len, Access::Write, |phys, f, off, n| {
-            phys.data_mut(f)[off..off + n].fill(byte);
+            let d = &mut phys.data_mut(f)[off..off + n];
+            // A one-byte store (what a program's own `mov` does, and the
+            // common scenario store) as a plain byte store: `fill` calls
+            // libc's memset, whose AVX-512 variant writes one byte with a
+            // masked vector store that stalls for hundreds of nanoseconds
+            // when the frame is cold (the first touch after a file page is
+            // mapped).
+            if let [b] = d {
+                *b = byte;
+            } else {
+                d.fill(byte);
+            }
         })
     }
 

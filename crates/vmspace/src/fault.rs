@@ -222,6 +222,18 @@ impl PageCache {
             .collect()
     }
 
+    /// The cached pages of `inode` at indices `[first, last]`, in order.
+    pub fn range(
+        &self,
+        inode: InodeId,
+        first: u64,
+        last: u64,
+    ) -> impl Iterator<Item = (u64, Frame)> + '_ {
+        self.pages
+            .range((inode, first)..=(inode, last))
+            .map(|(&(_, i), &f)| (i, f))
+    }
+
     /// Every cached frame.
     pub fn frames(&self) -> impl Iterator<Item = Frame> + '_ {
         self.pages.values().copied()
@@ -707,26 +719,50 @@ impl AddressSpace {
             .inode(inode)
             .map_or(0, |i| i.size)
             .div_ceil(PAGE_SIZE);
-        for p in from..to {
-            let va = page - pte_off * PAGE_SIZE + p * PAGE_SIZE;
-            if pgtable::pte_present(self.pte(&k.phys, va)) {
-                continue;
-            }
-            let index = vma.pgoff_at(va);
-            if index >= size {
-                continue;
-            }
-            let Some(f) = k.cache.get(inode, index) else {
-                continue;
+        // The window lies in one PTE table and maps consecutive file pages:
+        // walk to the table once and visit the cached pages in it in order
+        // (filemap_map_pages walks the page cache, not each index).
+        let base = page - pte_off * PAGE_SIZE;
+        let lo = vma.pgoff_at(base + from * PAGE_SIZE);
+        let hi = (lo + (to - from)).min(size);
+        if lo >= hi {
+            return Ok(());
+        }
+        let phys = &mut k.phys;
+        let mut table = self
+            .mem
+            .tables
+            .as_ref()
+            .and_then(|t| t.slot(phys, base))
+            .map(|s| s.table);
+        for (index, f) in k.cache.range(inode, lo, hi - 1) {
+            let p = from + (index - lo);
+            let t = match table {
+                Some(t) => t,
+                None => {
+                    let s = self
+                        .tables(phys)?
+                        .slot_alloc(phys, base + p * PAGE_SIZE)
+                        .map_err(|_| FaultError::OutOfMemory)?;
+                    table = Some(s.table);
+                    s.table
+                }
             };
-            let slot = self
-                .tables(&mut k.phys)?
-                .slot_alloc(&mut k.phys, va)
-                .map_err(|_| FaultError::OutOfMemory)?;
-            k.phys.get(f);
-            k.phys.add_mapcount(f, 1);
-            pgtable::write(&mut k.phys, slot, pgtable::make_pte(f, prot));
-            self.account_file_page(k, f, 1);
+            let slot = pgtable::Slot {
+                table: t,
+                index: p as usize,
+            };
+            if pgtable::pte_present(pgtable::read(phys, slot)) {
+                continue;
+            }
+            phys.get(f);
+            phys.add_mapcount(f, 1);
+            pgtable::write(phys, slot, pgtable::make_pte(f, prot));
+            if phys.flags(f).contains(FrameFlags::SWAPBACKED) {
+                self.mem.rss_shmem.add(1);
+            } else {
+                self.mem.rss_file.add(1);
+            }
         }
         Ok(())
     }

@@ -35,7 +35,13 @@ impl System {
         if let Some(t) = ptables {
             self.put_tables(pid, t);
         }
-        let child = built?;
+        let child = match built {
+            Ok(c) => c,
+            Err(e) => {
+                self.settle();
+                return Err(e);
+            }
+        };
         let child_pid = self.add_process(None, child, parent.vsyscall);
         if let Some(p) = self.process_mut(child_pid) {
             p.fds = parent.fds;
@@ -141,17 +147,45 @@ fn dup_mmap(
     child.caps = parent.caps;
     // mm_init: only VM_NOHUGEPAGE of def_flags is inherited.
     child.def_flags = parent.def_flags & VmFlags::NOHUGEPAGE;
-    let mut charged = 0;
+    match dup_mmap_into(k, parent, ptables, &mut child) {
+        Ok(()) => Ok(child),
+        Err(e) => {
+            // A fork that fails half-way (out of memory) tears the partial
+            // child down as exit would (mmput): every reference it took and
+            // every charge goes back.
+            let all: Vec<Vma> = child.vmas().collect();
+            for v in &all {
+                child.zap_range(k, v.start(), v.end());
+            }
+            if let Some(mut t) = child.mem.tables.take() {
+                t.destroy(&mut k.phys);
+            }
+            let accounted: u64 = all
+                .iter()
+                .filter(|v| v.flags().contains(VmFlags::ACCOUNT))
+                .map(|v| v.pages())
+                .sum();
+            k.vm_unacct_memory(accounted);
+            k.release_regions(&child, &all);
+            Err(e)
+        }
+    }
+}
+
+/// The body of [`dup_mmap`], filling `child`; on error `child` holds what
+/// was copied so far (every inserted accounted region charged).
+fn dup_mmap_into(
+    k: &mut Kernel,
+    parent: &ForkSource,
+    ptables: Option<&PageTables>,
+    child: &mut AddressSpace,
+) -> SysResult<()> {
     for v in &parent.regions {
         if v.flags().contains(VmFlags::DONTCOPY) {
             continue;
         }
         if v.flags().contains(VmFlags::ACCOUNT) {
-            if let Err(e) = k.vm_enough_memory(&child, v.pages(), false) {
-                k.vm_unacct_memory(charged);
-                return Err(e);
-            }
-            charged += v.pages();
+            k.vm_enough_memory(child, v.pages(), false)?;
         }
         let mut c = *v;
         c.attrs.flags -= VmFlags::LOCKED_MASK;
@@ -164,12 +198,17 @@ fn dup_mmap(
             c.attrs.anon_vma = Some(k.new_child_anon_vma(parent_av));
             c.attrs.anon_inherited = true;
         }
-        child.insert(c)?;
+        if let Err(e) = child.insert(c) {
+            if c.flags().contains(VmFlags::ACCOUNT) {
+                k.vm_unacct_memory(c.pages());
+            }
+            return Err(e);
+        }
         child.account_new(c.flags(), c.pages());
     }
     child.counters.hiwater_vm = child.counters.total_vm;
     let Some(ptables) = ptables else {
-        return Ok(child);
+        return Ok(());
     };
     // copy_page_range for the regions that need it.
     let mut rss: BTreeMap<u64, [i64; 3]> = BTreeMap::new();
@@ -281,7 +320,7 @@ fn dup_mmap(
         }
     }
     child.mem.update_hiwater();
-    Ok(child)
+    Ok(())
 }
 
 impl AddressSpace {

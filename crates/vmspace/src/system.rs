@@ -310,7 +310,7 @@ impl System {
     }
 
     /// After a call: free shmem objects no process maps any more.
-    fn settle(&mut self) {
+    pub(crate) fn settle(&mut self) {
         let candidates = core::mem::take(&mut self.kernel.release_candidates);
         for inode in candidates {
             let still_mapped = self.procs.values().any(|p| {

@@ -1,7 +1,7 @@
 //! `mmap` (`do_mmap` and `mmap_region` in `mm/mmap.c` and `mm/vma.c`).
 
-use super::unmapped_area::AreaRequest;
-use super::AddressSpace;
+use super::unmapped_area::{AreaRequest, Placed};
+use super::{AddressSpace, RegionList};
 use crate::addr::{page_align, PAGE_SHIFT};
 use crate::errno::{Errno, SysResult};
 use crate::file::{FileId, InodeKind};
@@ -79,7 +79,7 @@ impl AddressSpace {
             ),
             None => None,
         };
-        let addr = self.get_unmapped_area(
+        let (addr, placed) = self.get_unmapped_area_at(
             &k.params,
             AreaRequest {
                 addr,
@@ -190,6 +190,7 @@ impl AddressSpace {
             vm_flags,
             pgoff,
             shmem_anon,
+            placed,
         )?;
         let populate = if vm_flags.contains(VmFlags::LOCKED)
             || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE
@@ -211,7 +212,9 @@ impl AddressSpace {
 
     /// `mmap_region`: unmaps what `MAP_FIXED` covers, checks limits and
     /// commit, then maps (merging where Linux would). On failure, splits
-    /// done while gathering the old regions stay, as in Linux.
+    /// done while gathering the old regions stay, as in Linux. `placed` is
+    /// what choosing the address learned: a range found free has nothing
+    /// to gather, and its neighbours are known.
     #[allow(clippy::too_many_arguments)]
     fn mmap_region(
         &mut self,
@@ -222,11 +225,16 @@ impl AddressSpace {
         mut vm_flags: VmFlags,
         pgoff: u64,
         shmem_anon: bool,
+        placed: Placed,
     ) -> SysResult<Vec<Vma>> {
         let end = addr + len;
         let pglen = len >> PAGE_SHIFT;
         // vms_gather_munmap_vmas: split at the edges, refuse sealed regions.
-        let gathered = self.gather_unmap(k, addr, end)?;
+        let around = self.free_between(addr, end, placed);
+        let gathered = match around {
+            Some(_) => RegionList::new(),
+            None => self.gather_unmap(k, addr, end)?,
+        };
         let nr_pages: u64 = gathered.iter().map(|v| v.pages()).sum();
         let nr_accounted: u64 = gathered
             .iter()
@@ -260,7 +268,10 @@ impl AddressSpace {
         }
 
         // Complete the unmap of what MAP_FIXED covered.
-        let removed = self.remove_gathered(k, &gathered, reused_account);
+        let removed = match self.complete_unmap(k, &gathered, reused_account) {
+            None => gathered,
+            Some(removed) => removed,
+        };
 
         let attrs = VmaAttrs {
             flags: vm_flags,
@@ -270,7 +281,7 @@ impl AddressSpace {
             anon_inherited: false,
             name: VmaName::None,
         };
-        self.map_new_range(addr, end, attrs, false)?;
+        self.map_new_range_at(addr, end, attrs, false, around)?;
         let mut acct_flags = vm_flags;
         if vm_flags.contains(VmFlags::LOCKED) && vm_flags.intersects(VmFlags::SPECIAL) {
             acct_flags -= VmFlags::LOCKED_MASK;

@@ -9,10 +9,18 @@
 //! gets and which partial effects a failed call leaves.
 //!
 //! Every change of the region set goes through the primitives in this file:
-//! `split` (`__split_vma`), `modify_range` (`vma_modify`: merge with a
+//! `split_at` (`__split_vma`), `modify_range` (`vma_modify`: merge with a
 //! neighbour or split, then apply new attributes), `map_new_range`
 //! (`vma_merge_new_range` or a new region) and `unmap_range`
 //! (`do_vmi_align_munmap`).
+//!
+//! The hot paths look a region up once and work from its tree position
+//! (`At`) after that, as Linux works from a `vma_iterator`: neighbours are
+//! one step away, a split, a merge or a removal is one change to the tree,
+//! a free-area search hands over the region above the gap it found (for
+//! the guard-gap check and for mapping the range without another lookup),
+//! and an unmap's gathered list carries its first region's position and
+//! is handed back as the list of regions removed.
 //!
 //! Invariants (checked by [`AddressSpace::check`]):
 //! - regions are page-aligned, non-empty, non-overlapping and inside
@@ -56,6 +64,7 @@ use crate::system::Kernel;
 use crate::vma::merge::{anon_compatible, can_merge, merged_attrs};
 use crate::vma::tree::{At, RegionTree};
 use crate::vma::{Vma, VmaAttrs, VmaName};
+use unmapped_area::Placed;
 
 /// Page counts kept by `mm_struct` (all in pages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -122,6 +131,25 @@ pub struct AddressSpace {
     pub caps: Capabilities,
     /// Page tables and resident-set counters.
     pub mem: crate::fault::MemState,
+    /// The neighbours of the regions an unmap just took out, while their
+    /// pages are torn down (see [`Hole`]).
+    hole: Option<Hole>,
+}
+
+/// The neighbours of a run of regions just taken out of the tree, known
+/// from the removal itself, as Linux keeps `vms->prev` and `vms->next` for
+/// `unmap_region`: while the run's pages and page tables are torn down,
+/// [`AddressSpace::vma_before`] its first address and
+/// [`AddressSpace::vma_from`] its last are answered from here rather than
+/// looked up again, and [`AddressSpace::vmas_in`] knows that nothing is
+/// left in between (every region meeting the unmapped range was in the
+/// run).
+#[derive(Clone, Copy, Debug)]
+struct Hole {
+    first: u64,
+    last: u64,
+    prev: Option<Vma>,
+    next: Option<Vma>,
 }
 
 impl AddressSpace {
@@ -137,6 +165,7 @@ impl AddressSpace {
             rlimits,
             caps: Capabilities::default(),
             mem: crate::fault::MemState::default(),
+            hole: None,
         }
     }
 
@@ -154,6 +183,12 @@ impl AddressSpace {
 
     /// Regions intersecting `[lo, hi)`, in order.
     pub fn vmas_in(&self, lo: u64, hi: u64) -> impl Iterator<Item = Vma> + '_ {
+        // Inside the run of regions an unmap has just taken out (see
+        // [`Hole`]) there is nothing: no lookup needed.
+        let hi = match self.hole {
+            Some(h) if h.first <= lo && hi <= h.last => lo,
+            _ => hi,
+        };
         self.tree.range(lo, hi).map(to_vma)
     }
 
@@ -174,12 +209,18 @@ impl AddressSpace {
 
     /// The region just below `addr` (the last starting below it).
     pub fn vma_before(&self, addr: u64) -> Option<Vma> {
-        self.tree.prev(addr).map(to_vma)
+        match self.hole {
+            Some(h) if h.first == addr => h.prev,
+            _ => self.tree.prev(addr).map(to_vma),
+        }
     }
 
     /// The region starting at or above `addr`.
     pub fn vma_from(&self, addr: u64) -> Option<Vma> {
-        self.tree.next(addr).map(to_vma)
+        match self.hole {
+            Some(h) if h.last == addr => h.next,
+            _ => self.tree.next(addr).map(to_vma),
+        }
     }
 
     /// The text of a region's name, if it has one from the name table.
@@ -298,13 +339,6 @@ impl AddressSpace {
         self.tree
             .insert(vma.start(), vma.end(), vma.attrs)
             .map_err(|_| Errno::EFAULT)
-    }
-
-    /// Removes the region starting at `start`.
-    pub(crate) fn remove(&mut self, start: u64) -> Option<Vma> {
-        self.tree
-            .remove(start)
-            .map(|(s, e, attrs)| Vma::new(VirtAddr::new(s), VirtAddr::new(e), attrs))
     }
 
     /// Replaces the bounds and attributes of the region starting at
@@ -521,9 +555,56 @@ impl AddressSpace {
         attrs: VmaAttrs,
         just_expand: bool,
     ) -> SysResult<Vma> {
+        self.map_new_range_at(start, end, attrs, just_expand, None)
+    }
+
+    /// The tree positions of the regions just below and above `[start,
+    /// end)`, if `placed` shows the range free (checked: cheap, and the
+    /// positions must still be right).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn free_between(
+        &self,
+        start: u64,
+        end: u64,
+        placed: Placed,
+    ) -> Option<(Option<At>, Option<At>)> {
+        let Placed::Free(above) = placed else {
+            return None;
+        };
+        let below = match above {
+            Some(a) => {
+                if self.tree.start_at_checked(a)? < end {
+                    return None;
+                }
+                self.tree.pred_at(a)
+            }
+            None => self.tree.last_at(),
+        };
+        if below.is_some_and(|b| self.tree.end_at(b) > start) {
+            return None;
+        }
+        Some((below, above))
+    }
+
+    /// [`map_new_range`](Self::map_new_range), with the positions of the
+    /// regions around the range if already known ([`free_between`]).
+    ///
+    /// [`free_between`]: Self::free_between
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn map_new_range_at(
+        &mut self,
+        start: u64,
+        end: u64,
+        attrs: VmaAttrs,
+        just_expand: bool,
+        around: Option<(Option<At>, Option<At>)>,
+    ) -> SysResult<Vma> {
         let pages = (end - start) >> PAGE_SHIFT;
         // The ranges just below and above the free range.
-        let (below, above) = self.tree.around_free(start, end).ok_or(Errno::EFAULT)?;
+        let (below, above) = match around {
+            Some(a) => a,
+            None => self.tree.around_free(start, end).ok_or(Errno::EFAULT)?,
+        };
         let pa = below.filter(|&a| self.tree.end_at(a) == start);
         let na = if just_expand {
             None

@@ -5,18 +5,16 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Deref;
 
-use super::AddressSpace;
+use super::{AddressSpace, Hole};
 use crate::addr::{page_align, VirtAddr};
 use crate::errno::{Errno, SysResult};
 use crate::flags::VmFlags;
 use crate::layout::TASK_SIZE;
 use crate::system::Kernel;
+use crate::vma::tree::At;
 use crate::vma::{Vma, VmaAttrs, VmaName};
 
-/// How many regions a [`RegionList`] holds without a heap allocation.
-const INLINE: usize = 2;
-
-/// Filler for the unused inline slots of a [`RegionList`].
+/// Filler for the inline slot of an empty [`RegionList`].
 const NO_VMA: Vma = Vma {
     start: VirtAddr::new(0),
     end: VirtAddr::new(0),
@@ -31,8 +29,9 @@ const NO_VMA: Vma = Vma {
 };
 
 /// Regions (or pieces) gathered for, or taken out by, an unmap, in address
-/// order. It reads as a slice of [`Vma`]; up to two regions (the common
-/// case: one) are held inline, without a heap allocation.
+/// order. It reads as a slice of [`Vma`]; one region (the common case) is
+/// held inline, without a heap allocation, and the list is small enough to
+/// be returned by value cheaply.
 ///
 /// ```
 /// use vmspace::mm::RegionList;
@@ -49,42 +48,47 @@ const NO_VMA: Vma = Vma {
 /// ```
 #[derive(Clone)]
 pub struct RegionList {
-    len: usize,
-    inline: [Vma; INLINE],
-    /// All of them, once there are more than fit inline.
-    heap: Vec<Vma>,
+    /// The region, while there is just one.
+    one: Vma,
+    /// All of them, once there are more.
+    many: Vec<Vma>,
+    len: u32,
+    /// Where the first one was in the tree when it was gathered (checked
+    /// before use: a later split may have moved it).
+    first_at: Option<At>,
 }
 
 impl RegionList {
     /// An empty list.
     pub const fn new() -> Self {
         RegionList {
+            one: NO_VMA,
+            many: Vec::new(),
             len: 0,
-            inline: [NO_VMA; INLINE],
-            heap: Vec::new(),
+            first_at: None,
         }
     }
 
     /// Appends a region.
     pub fn push(&mut self, v: Vma) {
-        if self.len < INLINE {
-            self.inline[self.len] = v;
-        } else {
-            if self.len == INLINE {
-                self.heap.reserve(2 * INLINE);
-                self.heap.extend_from_slice(&self.inline);
+        match self.len {
+            0 => self.one = v,
+            1 => {
+                self.many.reserve(4);
+                self.many.push(self.one);
+                self.many.push(v);
             }
-            self.heap.push(v);
+            _ => self.many.push(v),
         }
         self.len += 1;
     }
 
     /// The regions as a `Vec`.
     pub fn into_vec(self) -> Vec<Vma> {
-        if self.len > INLINE {
-            self.heap
-        } else {
-            self.inline[..self.len].to_vec()
+        match self.len {
+            0 => Vec::new(),
+            1 => alloc::vec![self.one],
+            _ => self.many,
         }
     }
 }
@@ -99,10 +103,10 @@ impl Deref for RegionList {
     type Target = [Vma];
 
     fn deref(&self) -> &[Vma] {
-        if self.len > INLINE {
-            &self.heap
-        } else {
-            &self.inline[..self.len]
+        match self.len {
+            0 => &[],
+            1 => core::slice::from_ref(&self.one),
+            _ => &self.many,
         }
     }
 }
@@ -159,7 +163,12 @@ impl AddressSpace {
         end: u64,
     ) -> SysResult<RegionList> {
         let gathered = self.gather_unmap(k, start, end)?;
-        Ok(self.remove_gathered(k, &gathered, 0))
+        // The regions removed are the ones gathered (the list is handed on
+        // as it is, not copied).
+        Ok(match self.complete_unmap(k, &gathered, 0) {
+            None => gathered,
+            Some(removed) => removed,
+        })
     }
 
     /// `vms_gather_munmap_vmas`: splits at `start` and `end` and lists the
@@ -204,6 +213,9 @@ impl AddressSpace {
             } else {
                 v
             };
+            if out.is_empty() {
+                out.first_at = Some(at);
+            }
             out.push(v);
             match self.tree.succ_at(at) {
                 Some(n) => at = n,
@@ -215,34 +227,93 @@ impl AddressSpace {
 
     /// `vms_complete_munmap_vmas`: removes gathered regions and their
     /// accounting. `reused_account` pages of `VM_ACCOUNT` charge pass to a
-    /// mapping replacing them instead of being returned.
+    /// mapping replacing them instead of being returned. Returns the
+    /// regions removed.
     pub(crate) fn remove_gathered(
         &mut self,
         k: &mut Kernel,
-        gathered: &[Vma],
+        gathered: &RegionList,
         reused_account: u64,
     ) -> RegionList {
-        let mut removed = RegionList::new();
+        match self.complete_unmap(k, gathered, reused_account) {
+            None => gathered.clone(),
+            Some(removed) => removed,
+        }
+    }
+
+    /// [`remove_gathered`](Self::remove_gathered), returning `None` when
+    /// the regions removed are exactly the ones gathered (always, unless a
+    /// gathered region went missing from the tree), so that the caller can
+    /// keep its list.
+    pub(crate) fn complete_unmap(
+        &mut self,
+        k: &mut Kernel,
+        gathered: &RegionList,
+        reused_account: u64,
+    ) -> Option<RegionList> {
         if gathered.is_empty() {
-            return removed;
+            return None;
         }
         self.update_hiwater_vm();
         let mut accounted = 0;
-        for v in gathered {
-            if let Some(v) = self.remove(v.start()) {
-                self.stat_account(v.flags(), -(v.pages() as i64));
-                if v.flags().contains(VmFlags::LOCKED) {
-                    self.counters.locked_vm -= v.pages();
-                }
-                if v.flags().contains(VmFlags::ACCOUNT) {
-                    accounted += v.pages();
-                }
-                removed.push(v);
+        // The gathered regions are consecutive in the tree: each one is
+        // where the removal of the one before left its successor.
+        let mut place = gathered.first_at;
+        // Set once a gathered region is found missing: those removed.
+        let mut partial: Option<RegionList> = None;
+        for (i, v) in gathered.iter().enumerate() {
+            let at = match place.filter(|&a| self.tree.start_at_checked(a) == Some(v.start())) {
+                Some(a) => a,
+                None => match self.tree.find_at(v.start()) {
+                    Some(a) if self.tree.start_at(a) == v.start() => a,
+                    _ => {
+                        if partial.is_none() {
+                            let mut r = RegionList::new();
+                            for w in &gathered[..i] {
+                                r.push(*w);
+                            }
+                            partial = Some(r);
+                        }
+                        continue;
+                    }
+                },
+            };
+            if let Some(r) = partial.as_mut() {
+                r.push(*v);
+            }
+            // Nothing changed the tree since the gathering: the region
+            // there is `v` itself.
+            debug_assert_eq!(Some(*v), self.tree.entry_at(at).map(super::to_vma));
+            place = self.tree.delete_at(at);
+            self.stat_account(v.flags(), -(v.pages() as i64));
+            if v.flags().contains(VmFlags::LOCKED) {
+                self.counters.locked_vm -= v.pages();
+            }
+            if v.flags().contains(VmFlags::ACCOUNT) {
+                accounted += v.pages();
             }
         }
         k.vm_unacct_memory(accounted.saturating_sub(reused_account));
-        self.unmap_pages(k, &removed);
-        k.release_regions(self, &removed);
-        removed
+        if let Some(removed) = partial {
+            // Only the regions found were removed.
+            self.unmap_pages(k, &removed);
+            k.release_regions(self, &removed);
+            return Some(removed);
+        }
+        // The run's neighbours, from where its removal ended.
+        let prev = match place {
+            Some(n) => self.tree.pred_at(n),
+            None => self.tree.last_at(),
+        };
+        self.hole = Some(Hole {
+            first: gathered[0].start(),
+            last: gathered[gathered.len() - 1].end(),
+            prev: prev.map(|a| self.vma_at(a)),
+            next: place.map(|a| self.vma_at(a)),
+        });
+        self.unmap_pages(k, gathered);
+        self.hole = None;
+        k.release_regions(self, gathered);
+        None
     }
 }

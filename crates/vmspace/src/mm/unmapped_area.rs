@@ -19,6 +19,7 @@ use crate::flags::VmFlags;
 use crate::layout::{MAP_32BIT_END, MAP_32BIT_START, TASK_SIZE, TASK_UNMAPPED_BASE};
 use crate::params::Params;
 use crate::uapi::{MAP_32BIT, MAP_ABOVE4G, MAP_FIXED, MAP_SHARED};
+use crate::vma::tree::At;
 
 /// What is being mapped, as far as placement cares.
 #[derive(Clone, Copy, Debug)]
@@ -29,6 +30,17 @@ pub(crate) struct AreaRequest {
     pub flags: u64,
     pub vm_flags: VmFlags,
     pub has_file: bool,
+}
+
+/// What choosing an address learned about the range chosen.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Placed {
+    /// Nothing (`MAP_FIXED`: the range may be mapped).
+    Unknown,
+    /// A search or an accepted hint found the range free, right below the
+    /// region at this tree position (`None`: above every region). Valid
+    /// until the tree next changes.
+    Free(Option<At>),
 }
 
 /// A free-area search (`struct vm_unmapped_area_info`).
@@ -46,10 +58,21 @@ impl AddressSpace {
     /// `__get_unmapped_area`: the address the mapping will get, or the
     /// error that refuses it.
     pub(crate) fn get_unmapped_area(&self, p: &Params, req: AreaRequest) -> SysResult<u64> {
+        self.get_unmapped_area_at(p, req).map(|(a, _)| a)
+    }
+
+    /// [`get_unmapped_area`](Self::get_unmapped_area), with what the
+    /// placement learned about the range (so that mapping it needs no
+    /// second lookup).
+    pub(crate) fn get_unmapped_area_at(
+        &self,
+        p: &Params,
+        req: AreaRequest,
+    ) -> SysResult<(u64, Placed)> {
         if req.len > TASK_SIZE {
             return Err(Errno::ENOMEM);
         }
-        let addr = if !req.has_file
+        let (addr, placed) = if !req.has_file
             && req.flags & MAP_SHARED == 0
             && req.addr == 0
             && req.len % PMD_SIZE == 0
@@ -81,13 +104,14 @@ impl AddressSpace {
         if addr < p.mmap_min_addr && !self.caps.sys_rawio {
             return Err(Errno::EPERM);
         }
-        Ok(addr)
+        Ok((addr, placed))
     }
 
     /// `__thp_get_unmapped_area` for anonymous memory: search for `len` plus
-    /// 2 MiB and keep a 2 MiB-aligned part. `None` falls back to a plain
+    /// 2 MiB and keep a 2 MiB-aligned part (inside the padded range, so
+    /// what was learned about it holds). `None` falls back to a plain
     /// search.
-    fn thp_aligned_area(&self, p: &Params, req: AreaRequest) -> SysResult<Option<u64>> {
+    fn thp_aligned_area(&self, p: &Params, req: AreaRequest) -> SysResult<Option<(u64, Placed)>> {
         let off = req.pgoff.wrapping_shl(12);
         let off_end = off.wrapping_add(req.len);
         let off_align = off.wrapping_add(PMD_SIZE - 1) & !(PMD_SIZE - 1);
@@ -102,21 +126,21 @@ impl AddressSpace {
             len: len_pad,
             ..req
         };
-        let Ok(ret) = self.arch_area(p, padded) else {
+        let Ok((ret, placed)) = self.arch_area(p, padded) else {
             return Ok(None);
         };
         if ret == req.addr {
-            return Ok(Some(ret));
+            return Ok(Some((ret, placed)));
         }
         let off_sub = off.wrapping_sub(ret) & (PMD_SIZE - 1);
         if !self.layout.legacy && off_sub == 0 {
-            return Ok(Some(ret + PMD_SIZE));
+            return Ok(Some((ret + PMD_SIZE, placed)));
         }
-        Ok(Some(ret + off_sub))
+        Ok(Some((ret + off_sub, placed)))
     }
 
     /// `arch_get_unmapped_area_topdown` / `arch_get_unmapped_area`.
-    fn arch_area(&self, p: &Params, req: AreaRequest) -> SysResult<u64> {
+    fn arch_area(&self, p: &Params, req: AreaRequest) -> SysResult<(u64, Placed)> {
         if self.layout.legacy {
             self.area_bottomup(p, req)
         } else {
@@ -124,13 +148,13 @@ impl AddressSpace {
         }
     }
 
-    fn area_topdown(&self, p: &Params, req: AreaRequest) -> SysResult<u64> {
+    fn area_topdown(&self, p: &Params, req: AreaRequest) -> SysResult<(u64, Placed)> {
         let len = req.len;
         if len > TASK_SIZE {
             return Err(Errno::ENOMEM);
         }
         if req.flags & MAP_FIXED != 0 {
-            return Ok(req.addr);
+            return Ok((req.addr, Placed::Unknown));
         }
         if req.flags & MAP_32BIT != 0 {
             return self.area_bottomup(p, AreaRequest { addr: 0, ..req });
@@ -138,8 +162,10 @@ impl AddressSpace {
         if req.addr != 0 {
             let addr = req.addr & !(PAGE_SIZE - 1);
             // mmap_address_hint_valid: inside the user range.
-            if TASK_SIZE - len >= addr && self.hint_fits(p, addr, len) {
-                return Ok(addr);
+            if TASK_SIZE - len >= addr {
+                if let Some(placed) = self.hint_fits(p, addr, len) {
+                    return Ok((addr, placed));
+                }
             }
         }
         let info = SearchInfo {
@@ -168,10 +194,10 @@ impl AddressSpace {
         }
     }
 
-    fn area_bottomup(&self, p: &Params, req: AreaRequest) -> SysResult<u64> {
+    fn area_bottomup(&self, p: &Params, req: AreaRequest) -> SysResult<(u64, Placed)> {
         let len = req.len;
         if req.flags & MAP_FIXED != 0 {
-            return Ok(req.addr);
+            return Ok((req.addr, Placed::Unknown));
         }
         let (begin, end) = if req.flags & MAP_32BIT != 0 {
             (MAP_32BIT_START, MAP_32BIT_END)
@@ -183,8 +209,10 @@ impl AddressSpace {
         }
         if req.addr != 0 {
             let addr = page_align(req.addr);
-            if end - len >= addr && self.hint_fits(p, addr, len) {
-                return Ok(addr);
+            if end - len >= addr {
+                if let Some(placed) = self.hint_fits(p, addr, len) {
+                    return Ok((addr, placed));
+                }
             }
         }
         let info = SearchInfo {
@@ -200,16 +228,17 @@ impl AddressSpace {
     }
 
     /// The hint test: nothing at `addr` and the next region's start gap is
-    /// not reached.
-    fn hint_fits(&self, p: &Params, addr: u64, len: u64) -> bool {
-        match self.find_vma(addr) {
-            None => true,
-            Some(v) => addr + len <= v.start_gap(p.stack_guard_gap),
+    /// not reached. Passing, the range is free below that region.
+    fn hint_fits(&self, p: &Params, addr: u64, len: u64) -> Option<Placed> {
+        match self.tree.find_at(addr) {
+            None => Some(Placed::Free(None)),
+            Some(a) => (addr + len <= self.vma_at(a).start_gap(p.stack_guard_gap))
+                .then_some(Placed::Free(Some(a))),
         }
     }
 
     /// `vm_unmapped_area`: `unmapped_area_topdown` or `unmapped_area`.
-    fn unmapped_area(&self, p: &Params, info: &SearchInfo) -> SysResult<u64> {
+    fn unmapped_area(&self, p: &Params, info: &SearchInfo) -> SysResult<(u64, Placed)> {
         let length = info
             .length
             .checked_add(info.align_mask)
@@ -240,7 +269,7 @@ impl AddressSpace {
                         }
                     }
                 }
-                return Ok(gap);
+                return Ok((gap, Placed::Free(above)));
             } else {
                 let (gap_start, _, above) = self
                     .tree
@@ -257,7 +286,7 @@ impl AddressSpace {
                         continue;
                     }
                 }
-                return Ok(gap);
+                return Ok((gap, Placed::Free(above)));
             }
         }
     }

@@ -8,48 +8,65 @@
 //!
 //! # Design
 //!
-//! A B+tree with nodes of [`B`] = 16 slots, like the maple tree's 16-slot
-//! range nodes, stored in two arenas indexed by `u32` (`NIL` = `u32::MAX` is
-//! "no node"):
+//! A B+tree stored in two arenas indexed by `u32` (`NIL` = `u32::MAX` is
+//! "no node"), with the free-gap augmentation of Linux's maple tree:
 //!
-//! - leaves (`Leaf`) hold up to 16 ranges as parallel arrays `end`, `start`
-//!   and `vals`, in address order, plus links to the parent and to the
-//!   previous and next leaf (so stepping to a neighbour is O(1));
-//! - internal nodes (`Node`) hold up to 16 children, and for each child its
-//!   *pivot* (the highest `end` in its subtree) and its *max gap* (the
-//!   longest free gap below a range of its subtree).
+//! - leaves (`Leaf`) hold up to `LB` = 8 ranges as parallel arrays `end`,
+//!   `start` and `vals`, in address order, plus their parent, their slot in
+//!   it, and the previous and next leaf (stepping to a neighbour is O(1));
+//! - internal nodes (`Node`) hold up to `B` = 64 children, and for each
+//!   child its *pivot* (the highest `end` in its subtree) and its *max
+//!   gap* (the longest free gap below a range of its subtree), plus that
+//!   gap's bit length in one byte (`bkt`), so that the children that may
+//!   hold a gap of a given size are found among 64 with a few word
+//!   operations.
 //!
-//! Why a B-tree rather than a binary tree? A lookup is a chain of dependent
-//! memory accesses, one per level: a balanced binary tree of 10,000 ranges
-//! has about 14 levels, and each costs at least a cache access (most of
-//! them outside L1), which bounded `find_vma` at about 55 ns whatever the
-//! code did. Here a level is a branch-free count of the pivots `<= addr`
-//! (16 independent loads from two cache lines), and 10,000 ranges need
-//! 4 levels. Updates gain too: the augmented max gaps that change when a
-//! free gap shrinks or grows (the big gap below the lowest mapping moves
-//! with every mmap) are re-derived on 4 nodes rather than 14, neighbours of
-//! a range are usually in the same leaf, and the one structural change most
-//! updates need is a shift inside a leaf.
+//! Why a B-tree rather than the binary (AVL) tree this used to be? A lookup
+//! is a chain of dependent memory accesses, one per level: a balanced
+//! binary tree of 10,000 ranges has about 14 levels, and each costs at
+//! least a cache access (most of them outside L1), which bounded `find_vma`
+//! at about 55 ns whatever the code did. Here a level is two rounds of
+//! branch-free comparisons (independent loads from the cache lines of the
+//! keys, with the lines of the child links fetched at the same time), and
+//! 10,000 ranges need 3 levels (a root, about 20 nodes, 1,250 leaves);
+//! wide nodes cost little, since a node changes rarely and its children's
+//! records are found without a scan. Updates gain more: the augmented max
+//! gaps that change when a free gap shrinks or grows (the big gap below the
+//! lowest mapping moves with every `mmap`) are re-derived on 3 nodes rather
+//! than 14, a range's neighbours are nearly always in its leaf, and most
+//! updates are one shift inside a leaf. The engine's hot
+//! paths use positions (`At`, a leaf and a slot) returned by one descent to
+//! read neighbours and change the tree without looking ranges up again
+//! (`split_at`, `absorb_next`, `move_boundary`, `insert_before`,
+//! `delete_at`, and the gap searches, which hand back the range above the
+//! gap found).
 //!
 //! Ranges are ordered by `end` as well as by `start` (they are disjoint),
 //! so "the first range with `end > addr`" (`find_vma`) is one descent that
 //! reads only pivots and ends; unused slots hold `u64::MAX` so that the
 //! count needs no bound. Values sit in the leaf (`Option<V>`: `unsafe` is
 //! forbidden here, and `VmaAttrs` has a niche, so the `Option` is free).
+//! Leaves hold 8 ranges, not 64: their ends fill one cache line, and the
+//! per-leaf work of every update (shifts, the leaf's max gap, a gap scan)
+//! stays small.
 //!
-//! Memory: a leaf is 16 x (8 + 8 + `size_of::<Option<V>>()`) + 16 bytes,
-//! 912 for the engine's 40-byte payload. A leaf that overflows is split in
-//! two halves, except when the new range goes into one of its last two
-//! slots: then the left leaf keeps 15 ranges, so that ranges added in
-//! ascending order (as a process's mappings usually are) pack leaves 15/16
-//! full rather than half full. Internal nodes (328 bytes) add about 2% on
-//! top. The arenas grow by a third when full rather than doubling. Removal
-//! refills a leaf or node left with fewer than [`MIN`] entries from a
-//! sibling, or merges the two if that leaves room for two more entries
-//! (so that an insert and a remove at the same place never split and merge
-//! over and over); freed nodes are taken out of their arena with
-//! `swap_remove` and the node moved into the hole is re-linked, so the
-//! arenas stay dense.
+//! Memory: a leaf is 8 x (8 + 8 + `size_of::<Option<V>>()`) + 20 bytes,
+//! rounded up to whole cache lines: 512 bytes for the engine's 40-byte
+//! payload. An overflowing leaf splits in halves, except when the new range
+//! goes into its upper half: then the left leaf keeps everything up to the
+//! new range, and a range that continues the last range of the previous
+//! leaf is added there if it has room. Ranges added in ascending order (as
+//! a process's mappings are, top-down placement aside) then pack leaves
+//! 7 or 8 to 8 rather than half full: about 68 bytes per range for the
+//! engine (81 with the arenas' growth slack), where the AVL tree took 88
+//! (98). Random updates leave leaves about 60% full. Internal nodes (1408
+//! bytes each, one per 40 to 63 leaves) add about 2%. The arenas grow by a third when full rather than
+//! doubling. A removal that leaves a leaf with fewer than `MIN_LEAF`
+//! ranges (a node: `MIN` children) refills it from a sibling, or merges
+//! the two if that leaves room for two more entries (so that an insert and
+//! a remove at the same place never split and merge over and over). Freed
+//! nodes are taken out of their arena with `swap_remove` and the node
+//! moved into the hole is re-linked, so the arenas stay dense.
 //!
 //! # Invariants
 //!
@@ -60,13 +77,13 @@
 //!   is also the in-order walk of the tree), have strictly increasing
 //!   starts, and each range's `start` is `>=` its predecessor's `end`.
 //! - Shape: all leaves are at depth `height`; the root is a leaf when
-//!   `height == 0`. Every leaf has 1 to 16 ranges and every node 2 to 16
-//!   children. Slots past `len` hold `end`/pivot `u64::MAX`, gap 0, child
-//!   `NIL` and value `None`; slots below `len` hold `Some` value.
-//! - Links: each child's `parent` is the node that lists it (`NIL` for the
-//!   root); `prev`/`next` link the leaves in address order, `NIL` at the
-//!   ends; `leafy` is true exactly for nodes whose children are leaves.
-//!   Every arena slot is in use.
+//!   `height == 0`. Every leaf has 1 to 8 ranges and every node 2 to 64
+//!   children. Slots past `len` hold `end`/pivot `u64::MAX`, gap and `bkt`
+//!   0, child `NIL` and value `None`; slots below `len` hold `Some` value.
+//! - Links: each child's `parent` is the node that lists it, at slot
+//!   `pslot` (`NIL` for the root); `prev`/`next` link the leaves in address
+//!   order, `NIL` at the ends; `leafy` is true exactly for nodes whose
+//!   children are leaves. Every arena slot is in use.
 //! - Gaps: the free space is split into gaps, one *below* each range plus
 //!   one *above* the last range. The gap below range `r` is
 //!   `[pred(r).end, r.start)`, or `[0, r.start)` for the first range; the gap
@@ -74,9 +91,10 @@
 //!   the tree is empty). Gaps below ranges are not stored: a leaf's are
 //!   computed from its ends and starts and the previous leaf's last end.
 //! - Augmentation: `pivot[j]` of a node is the `end` of the last range in
-//!   child `j`'s subtree, and `gap[j]` the longest gap below a range of that
-//!   subtree. Because the gap below a range depends on its predecessor,
-//!   changing a leaf's last range also changes the next leaf's first gap.
+//!   child `j`'s subtree, `gap[j]` the longest gap below a range of that
+//!   subtree, and `bkt[j]` the bit length of `gap[j]`. Because the gap
+//!   below a range depends on its predecessor, changing a leaf's last range
+//!   also changes the next leaf's first gap.
 //!
 //! The gaps of child `j` all lie in `[lo_j, pivot[j])` where `lo_j` is
 //! `pivot[j - 1]`, or for `j == 0` the node's own `lo` (0 at the root): a
@@ -87,8 +105,9 @@
 //! `highest_gap(low, high, size)` and `lowest_gap` clip every gap to
 //! `[low, high)` and return the highest (lowest) clipped gap of length
 //! `>= size`. The descent skips a child when its max gap is `< size`
-//! (clipping only shrinks gaps) or when its bounds clipped to `[low, high)`
-//! are shorter than `size`. A child whose bounds lie wholly inside
+//! (clipping only shrinks gaps; the `bkt` bytes rule out most such children
+//! at once) or when its bounds clipped to `[low, high)` are shorter than
+//! `size`. A child whose bounds lie wholly inside
 //! `[low, high)` is not clipped at all, so a max gap `>= size` proves it holds
 //! an answer and one greedy descent finds it. Only children whose bounds
 //! straddle `low` or `high` are explored and may fail, at most two per
@@ -100,46 +119,55 @@ use core::fmt;
 
 /// "No node".
 const NIL: u32 = u32::MAX;
-/// Slots per leaf and per internal node.
-const B: usize = 16;
+/// Children per internal node.
+const B: usize = 64;
+/// Ranges per leaf.
+const LB: usize = 8;
 /// A non-root leaf or node left with fewer entries than this by a removal
 /// is refilled from, or merged with, a sibling.
-const MIN: usize = 7;
+const MIN: usize = 16;
 /// Two siblings merge only if the result has at most this many entries.
 const MERGE_MAX: usize = B - 2;
+/// [`MIN`] for leaves.
+const MIN_LEAF: usize = 2;
+/// [`MERGE_MAX`] for leaves.
+const MERGE_MAX_LEAF: usize = LB - 2;
 /// The rightmost (highest) side.
 const R: usize = 1;
 /// The leftmost (lowest) side.
 const L: usize = 0;
 
-/// A leaf: up to [`B`] ranges in address order. Cache-line aligned, so
-/// that a lookup's `end` array is exactly two lines.
+/// A leaf: up to [`LB`] ranges in address order. Cache-line aligned, so
+/// that a lookup's `end` array is exactly one line.
 #[derive(Clone)]
 #[repr(C, align(64))]
 struct Leaf<V> {
     /// Ends; `u64::MAX` past `len`.
-    end: [u64; B],
+    end: [u64; LB],
     /// Starts; meaningless past `len`.
-    start: [u64; B],
+    start: [u64; LB],
     /// Number of ranges.
     len: u32,
     /// Parent node, `NIL` for the root.
     parent: u32,
+    /// This leaf's slot in its parent.
+    pslot: u32,
     /// Previous leaf in address order, `NIL` for the first.
     prev: u32,
     /// Next leaf in address order, `NIL` for the last.
     next: u32,
     /// Payloads; `None` past `len`.
-    vals: [Option<V>; B],
+    vals: [Option<V>; LB],
 }
 
 impl<V> Leaf<V> {
     fn empty() -> Self {
         Leaf {
-            end: [u64::MAX; B],
-            start: [0; B],
+            end: [u64::MAX; LB],
+            start: [0; LB],
             len: 0,
             parent: NIL,
+            pslot: 0,
             prev: NIL,
             next: NIL,
             vals: core::array::from_fn(|_| None),
@@ -148,8 +176,8 @@ impl<V> Leaf<V> {
 }
 
 /// An internal node: up to [`B`] children in address order. Cache-line
-/// aligned: a lookup reads the two lines of `pivot` and the line of
-/// `child`, all three at once.
+/// aligned: a lookup reads the eight lines of `pivot` and the four of
+/// `child` all at once.
 #[derive(Clone)]
 #[repr(C, align(64))]
 struct Node {
@@ -161,10 +189,16 @@ struct Node {
     /// `gap[j]`: the longest gap below a range under child `j`; 0 past
     /// `len`.
     gap: [u64; B],
+    /// `bkt[j]`: the bit length of `gap[j]` (0 for none). A gap of `size`
+    /// bytes can only be under children whose `bkt` is at least that of
+    /// `size`: [`Node::candidates`] finds them among 16 at once.
+    bkt: [u8; B],
     /// Number of children.
     len: u32,
     /// Parent node, `NIL` for the root.
     parent: u32,
+    /// This node's slot in its parent.
+    pslot: u32,
     /// Whether the children are leaves.
     leafy: bool,
 }
@@ -174,9 +208,11 @@ impl Node {
         Node {
             pivot: [u64::MAX; B],
             gap: [0; B],
+            bkt: [0; B],
             child: [NIL; B],
             len: 0,
             parent: NIL,
+            pslot: 0,
             leafy,
         }
     }
@@ -192,33 +228,96 @@ impl Node {
         (self.pivot[n - 1], m)
     }
 
-    /// The slot holding child `c`.
+    /// The longest gap recorded in this node, given that one slot records
+    /// `floor`: only the slots whose `bkt` allows a gap of `floor` or more
+    /// are read (few, usually), not all 64.
     #[inline]
-    fn slot_of(&self, c: u32) -> usize {
-        let mut j = 0;
-        for (k, &x) in self.child.iter().enumerate() {
-            if x == c {
-                j = k;
-            }
+    fn max_gap_from(&self, floor: u64) -> u64 {
+        let mut m = self.candidates(spread(floor.max(1)));
+        let mut best = floor;
+        while m != 0 {
+            let j = m.trailing_zeros() as usize % B;
+            m &= m - 1;
+            best = best.max(self.gap[j]);
         }
-        debug_assert_eq!(self.child[j], c);
-        j
+        best
+    }
+
+    /// Recomputes every `bkt` from `gap`.
+    fn rebucket(&mut self) {
+        for j in 0..B {
+            self.bkt[j] = bucket(self.gap[j]);
+        }
+    }
+
+    /// The slots whose child may hold a gap of at least `size` bytes (a
+    /// superset of those with `gap >= size`), as a bit mask, given `sb`:
+    /// [`bucket`]`(size)` in every byte ([`spread`]). Branch-free and
+    /// within 64-bit words: bytes are below 128, so `bkt + 128 - sb` has its
+    /// high bit set exactly when `bkt >= sb`, with no carry between bytes;
+    /// a multiply then gathers the eight high bits of each half.
+    #[inline]
+    fn candidates(&self, sb: u128) -> u64 {
+        const HIGH: u128 = 0x8080_8080_8080_8080_8080_8080_8080_8080;
+        let gather = |v: u64| ((v >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
+        let mut m = 0u64;
+        for w in 0..B / 16 {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&self.bkt[16 * w..16 * w + 16]);
+            let h = u128::from_le_bytes(b).wrapping_add(HIGH - sb) & HIGH;
+            m |= (gather(h as u64) | (gather((h >> 64) as u64) << 8)) << (16 * w);
+        }
+        m
     }
 }
 
+/// [`bucket`]`(size)` in every byte, for [`Node::candidates`].
+#[inline]
+fn spread(size: u64) -> u128 {
+    bucket(size) as u128 * 0x0101_0101_0101_0101_0101_0101_0101_0101
+}
+
+/// The bit length of `g`: `g >= size` implies `bucket(g) >= bucket(size)`.
+#[inline]
+fn bucket(g: u64) -> u8 {
+    (64 - g.leading_zeros()) as u8
+}
+
+/// The number of the eight keys `<= addr`. Each comparison is a 128-bit
+/// subtraction's borrow, which compiles to a compare and a
+/// subtract-with-borrow into its own register, and the eight are summed as
+/// a tree: a short dependency chain (counting with `+= (k <= addr)`
+/// compiles to one long chain of `sbb`, and there is no unsigned 64-bit
+/// vector compare before SSE4.2).
+#[inline(always)]
+fn count8(k: [u64; 8], addr: u64) -> usize {
+    // All ones when `x > addr`.
+    let m = |x: u64| ((addr as u128).wrapping_sub(x as u128) >> 64) as u64;
+    let s = (m(k[0]).wrapping_add(m(k[1])))
+        .wrapping_add(m(k[2]).wrapping_add(m(k[3])))
+        .wrapping_add((m(k[4]).wrapping_add(m(k[5]))).wrapping_add(m(k[6]).wrapping_add(m(k[7]))));
+    8u64.wrapping_add(s) as usize
+}
+
 /// The number of keys `<= addr`: the index of the first key `> addr` in a
-/// sorted array padded with `u64::MAX`. Two rounds of independent
-/// comparisons: one key per quarter (touching both cache lines of the
-/// array at once), then the four keys of the quarter found.
+/// sorted array padded with `u64::MAX`. Two rounds of eight independent
+/// comparisons: the last key of each cache line (so that all eight lines
+/// of the array are fetched at once), then the eight keys of the line
+/// found.
 #[inline(always)]
 fn count_le(keys: &[u64; B], addr: u64) -> usize {
-    let q = (keys[3] <= addr) as usize + (keys[7] <= addr) as usize + (keys[11] <= addr) as usize;
-    let b = 4 * q;
-    let k = &keys[b..b + 4];
-    b + (k[0] <= addr) as usize
-        + (k[1] <= addr) as usize
-        + (k[2] <= addr) as usize
-        + (k[3] <= addr) as usize
+    const _: () = assert!(B == 64);
+    let last = core::array::from_fn(|g| keys[8 * g + 7]);
+    let b = 8 * count8(last, addr).min(7);
+    let mut line = [0u64; 8];
+    line.copy_from_slice(&keys[b..b + 8]);
+    b + count8(line, addr)
+}
+
+/// [`count_le`] for a leaf's eight ends (one cache line).
+#[inline(always)]
+fn count_le_leaf(keys: &[u64; LB], addr: u64) -> usize {
+    count8(*keys, addr)
 }
 
 /// A range's place in the tree: leaf and slot. Valid until the next
@@ -260,6 +359,43 @@ fn two_mut<T>(v: &mut [T], a: u32, b: u32) -> (&mut T, &mut T) {
     } else {
         let (x, y) = v.split_at_mut(a);
         (&mut y[0], &mut x[b])
+    }
+}
+
+/// Moves `a[pos..N - 1]` one slot up (dropping `a[N - 1]`): a fixed-size,
+/// branch-free loop rather than a `memmove` call for a few words.
+#[inline(always)]
+fn shift_up<const N: usize>(a: &mut [u64; N], pos: usize) {
+    for k in (1..N).rev() {
+        a[k] = if k > pos { a[k - 1] } else { a[k] };
+    }
+}
+
+/// Moves the payloads of slots `pos..len` one slot up (slot `len` is
+/// free): one move each, no `memmove` call and no temporary.
+#[inline(always)]
+fn vals_up<V>(v: &mut [Option<V>], pos: usize, len: usize) {
+    for k in (pos..len).rev() {
+        v[k + 1] = v[k].take();
+    }
+}
+
+/// Moves the payloads of slots `pos + k..len` down `k` slots (slots
+/// `pos..pos + k` are free).
+#[inline(always)]
+fn vals_down<V>(v: &mut [Option<V>], pos: usize, k: usize, len: usize) {
+    for j in pos + k..len {
+        v[j - k] = v[j].take();
+    }
+}
+
+/// Moves `a[pos + k..]` down `k` slots, filling the top with `fill`.
+#[inline(always)]
+fn shift_down<const N: usize>(a: &mut [u64; N], pos: usize, k: usize, fill: u64) {
+    for j in 0..N {
+        let from = j + k;
+        let v = if from < N { a[from] } else { fill };
+        a[j] = if j >= pos { v } else { a[j] };
     }
 }
 
@@ -336,6 +472,8 @@ struct Window {
     low: u64,
     high: u64,
     size: u64,
+    /// `spread(size)`.
+    sb: u128,
 }
 
 /// The most ranges a tree holds (the index space of the old arena layout,
@@ -390,6 +528,18 @@ impl<V> RegionTree<V> {
     #[inline]
     pub(crate) fn start_at(&self, a: At) -> u64 {
         self.lf(a.leaf).start[a.pos as usize]
+    }
+
+    /// Start of the range at `a`, or `None` if `a` is no place in the
+    /// tree (as a position kept across a change may be).
+    #[inline]
+    pub(crate) fn start_at_checked(&self, a: At) -> Option<u64> {
+        let l = self.leaves.get(a.leaf as usize)?;
+        if a.pos < l.len {
+            Some(l.start[a.pos as usize])
+        } else {
+            None
+        }
     }
 
     /// End of the range at `a`.
@@ -501,9 +651,13 @@ impl<V> RegionTree<V> {
         }
         for _ in 0..self.height {
             let n = self.nd(i);
-            // Loaded with the pivots, so that the line of `child` is on
-            // its way before `j` is known (a node has a first child).
-            let first = n.child[0];
+            // Read before the pivots are counted, so that the lines of
+            // `child` are on their way before `j` is known (a node has a
+            // first child, and `NIL` has every bit set).
+            let first = n.child[0] & n.child[16] & n.child[32] & n.child[48];
+            if first == NIL {
+                return None;
+            }
             let j = count_le(&n.pivot, addr);
             // Past the last child only at the root, when every range ends
             // at or below `addr`; below the root, the parent's pivot
@@ -512,13 +666,13 @@ impl<V> RegionTree<V> {
                 Some(&c) => c,
                 None => NIL,
             };
-            if c == NIL || first == NIL {
+            if c == NIL {
                 return None;
             }
             i = c;
         }
         let l = self.lf(i);
-        let p = count_le(&l.end, addr);
+        let p = count_le_leaf(&l.end, addr);
         // Past the last range only in a root leaf (as above).
         if self.height == 0 && p >= l.len as usize {
             None
@@ -699,12 +853,42 @@ impl<V> RegionTree<V> {
         }
     }
 
+    /// The slot of a leaf or node in its parent.
+    #[inline]
+    fn pslot_of(&self, i: u32, is_leaf: bool) -> usize {
+        let j = if is_leaf {
+            self.lf(i).pslot
+        } else {
+            self.nd(i).pslot
+        };
+        j as usize % B
+    }
+
     #[inline]
     fn set_parent(&mut self, i: u32, is_leaf: bool, p: u32) {
         if is_leaf {
             self.lfm(i).parent = p;
         } else {
             self.ndm(i).parent = p;
+        }
+    }
+
+    /// Points the children of node `p` from slot `from` on back at `p` and
+    /// their slots, after they moved.
+    fn relink(&mut self, p: u32, from: usize) {
+        self.ndm(p).rebucket();
+        let (leafy, len) = (self.nd(p).leafy, self.nd(p).len as usize);
+        for j in from..len {
+            let c = self.nd(p).child[j];
+            if leafy {
+                let l = self.lfm(c);
+                l.parent = p;
+                l.pslot = j as u32;
+            } else {
+                let n = self.ndm(c);
+                n.parent = p;
+                n.pslot = j as u32;
+            }
         }
     }
 
@@ -723,7 +907,7 @@ impl<V> RegionTree<V> {
         } else {
             self.nd(child).summary()
         };
-        let j = self.nd(parent).slot_of(child);
+        let j = self.pslot_of(child, is_leaf);
         self.record_up(parent, j, piv, gap);
     }
 
@@ -740,20 +924,21 @@ impl<V> RegionTree<V> {
             }
             n.pivot[j] = piv;
             n.gap[j] = gap;
+            n.bkt[j] = bucket(gap);
             let gp = n.parent;
             if gp == NIL {
                 return;
             }
             let new_piv = n.pivot[n.len as usize - 1];
-            let g = self.nd(gp);
-            let jg = g.slot_of(p);
-            let cur = g.gap[jg];
+            let jg = n.pslot as usize % B;
+            let cur = self.nd(gp).gap[jg];
             let new_gap = if gap >= cur {
                 gap
             } else if old_gap < cur {
                 cur
             } else {
-                self.nd(p).summary().1
+                // The slot that held the maximum shrank.
+                self.nd(p).max_gap_from(gap)
             };
             p = gp;
             j = jg;
@@ -809,9 +994,9 @@ impl<V> RegionTree<V> {
                 if par == NIL {
                     self.root = dead;
                 } else {
-                    let pn = self.ndm(par);
-                    let j = pn.slot_of(last);
-                    pn.child[j] = dead;
+                    let j = self.pslot_of(dead, true);
+                    debug_assert_eq!(self.nd(par).child[j], last);
+                    self.ndm(par).child[j] = dead;
                 }
             }
         }
@@ -826,15 +1011,11 @@ impl<V> RegionTree<V> {
                 if par == NIL {
                     self.root = dead;
                 } else {
-                    let pn = self.ndm(par);
-                    let j = pn.slot_of(last);
-                    pn.child[j] = dead;
+                    let j = self.pslot_of(dead, false);
+                    debug_assert_eq!(self.nd(par).child[j], last);
+                    self.ndm(par).child[j] = dead;
                 }
-                let leafy = self.nd(dead).leafy;
-                for j in 0..self.nd(dead).len as usize {
-                    let c = self.nd(dead).child[j];
-                    self.set_parent(c, leafy, dead);
-                }
+                self.relink(dead, 0);
             }
         }
         d.nl = 0;
@@ -851,11 +1032,11 @@ impl<V> RegionTree<V> {
     fn leaf_insert(&mut self, l: u32, pos: usize, s: u64, e: u64, v: V) -> At {
         self.count += 1;
         let len = self.lf(l).len as usize;
-        if len < B {
+        if len < LB {
             let lf = self.lfm(l);
-            lf.end.copy_within(pos..len, pos + 1);
-            lf.start.copy_within(pos..len, pos + 1);
-            lf.vals[pos..=len].rotate_right(1);
+            shift_up(&mut lf.end, pos);
+            shift_up(&mut lf.start, pos);
+            vals_up(&mut lf.vals, pos, len);
             lf.end[pos] = e;
             lf.start[pos] = s;
             lf.vals[pos] = Some(v);
@@ -866,12 +1047,20 @@ impl<V> RegionTree<V> {
                 pos: pos as u32,
             };
         }
-        // Split: the left leaf keeps `lc` of the B + 1 ranges.
-        let lc = if pos >= B - 1 { B - 1 } else { B.div_ceil(2) };
+        // Split: the left leaf keeps `lc` of the LB + 1 ranges: half, or
+        // when the new range goes into the upper half, all the ranges up
+        // to it (ranges added in ascending order, as a process maps them,
+        // even below a few fixed ones such as the stack's, then pack leaves
+        // full rather than half full).
+        let lc = if pos >= LB / 2 {
+            (pos + 1).min(LB)
+        } else {
+            LB.div_ceil(2)
+        };
         let from = if pos < lc { lc - 1 } else { lc };
         let r = self.alloc_leaf();
         let (lf, rf) = two_mut(&mut self.leaves, l, r);
-        let n = B - from;
+        let n = LB - from;
         rf.end[..n].copy_from_slice(&lf.end[from..]);
         rf.start[..n].copy_from_slice(&lf.start[from..]);
         for k in 0..n {
@@ -892,7 +1081,7 @@ impl<V> RegionTree<V> {
         let tl = tgt.len as usize;
         tgt.end.copy_within(tpos..tl, tpos + 1);
         tgt.start.copy_within(tpos..tl, tpos + 1);
-        tgt.vals[tpos..=tl].rotate_right(1);
+        vals_up(&mut tgt.vals, tpos, tl);
         tgt.end[tpos] = e;
         tgt.start[tpos] = s;
         tgt.vals[tpos] = Some(v);
@@ -934,14 +1123,13 @@ impl<V> RegionTree<V> {
             n.child[0] = left;
             n.child[1] = right;
             n.len = 2;
-            self.set_parent(left, is_leaf, nr);
-            self.set_parent(right, is_leaf, nr);
+            self.relink(nr, 0);
             self.root = nr;
             self.height += 1;
             return;
         }
+        let j = self.pslot_of(left, is_leaf);
         let n = self.ndm(p);
-        let j = n.slot_of(left);
         n.pivot[j] = lp;
         n.gap[j] = lg;
         self.node_insert(p, j + 1, right, rp, rg);
@@ -961,10 +1149,11 @@ impl<V> RegionTree<V> {
             n.gap[j] = gap;
             n.child[j] = c;
             n.len += 1;
-            self.set_parent(c, leafy, p);
+            self.relink(p, j);
             self.refresh_up(p, false);
             return;
         }
+        // (A node keeps two children at least: B - 1 stay left.)
         let lc = if j >= B - 1 { B - 1 } else { B.div_ceil(2) };
         let from = if j < lc { lc - 1 } else { lc };
         let q = self.alloc_node(leafy);
@@ -992,11 +1181,12 @@ impl<V> RegionTree<V> {
         tgt.gap[tj] = gap;
         tgt.child[tj] = c;
         tgt.len += 1;
-        self.set_parent(c, leafy, owner);
-        for k in 0..self.nd(q).len as usize {
-            let ch = self.nd(q).child[k];
-            self.set_parent(ch, leafy, q);
+        if owner == p {
+            self.relink(p, tj);
+        } else {
+            self.ndm(p).rebucket();
         }
+        self.relink(q, 0);
         self.attach_sibling(p, q, false);
     }
 
@@ -1050,6 +1240,20 @@ impl<V> RegionTree<V> {
                 (l, self.lf(l).len as usize)
             }
         };
+        // Before the first range of a leaf, the new range may as well end
+        // the previous leaf: it does if it continues that leaf's last range
+        // and the leaf has room (ranges added in ascending order, as a
+        // process maps them, then fill leaves one after the other). The
+        // successor's gap, then in the next leaf, is re-derived there.
+        if pos == 0 {
+            let p = self.lf(l).prev;
+            if p != NIL && (self.lf(p).len as usize) < LB && self.leaf_lo(l) == start {
+                let plen = self.lf(p).len as usize;
+                let at = self.leaf_insert(p, plen, start, end, value);
+                self.refresh_up(l, true);
+                return Ok(at);
+            }
+        }
         // The successor (if any) is in the same leaf, right after: its gap
         // is re-derived with the leaf's.
         Ok(self.leaf_insert(l, pos, start, end, value))
@@ -1100,24 +1304,58 @@ impl<V> RegionTree<V> {
 
     /// Removes the range at `a` and returns it.
     pub(crate) fn remove_at(&mut self, a: At) -> (u64, u64, V) {
-        let (s, e, v, was_last, newlen, parent, nx) = {
+        self.remove_at_next(a).0
+    }
+
+    /// Removes the range at `a` and returns it, with the place of the
+    /// range that followed it (`None` if it was the last).
+    pub(crate) fn remove_at_next(&mut self, a: At) -> ((u64, u64, V), Option<At>) {
+        let l = self.lfm(a.leaf);
+        let p = a.pos as usize;
+        let (s, e) = (l.start[p], l.end[p]);
+        let v = match l.vals[p].take() {
+            Some(v) => v,
+            None => unreachable!("a live slot holds a value"),
+        };
+        let next = self.unlink_slot(a);
+        ((s, e, v), next)
+    }
+
+    /// Removes the range at `a`, dropping its payload; returns the place of
+    /// the range that followed it (`None` if it was the last). For callers
+    /// that hold a copy of the range already: nothing large is moved out.
+    pub(crate) fn delete_at(&mut self, a: At) -> Option<At> {
+        self.lfm(a.leaf).vals[a.pos as usize] = None;
+        self.unlink_slot(a)
+    }
+
+    /// Takes slot `a`, whose payload is already out, out of its leaf and
+    /// re-derives what depends on it; returns the place of the range that
+    /// followed it.
+    fn unlink_slot(&mut self, a: At) -> Option<At> {
+        let (s, pos, newlen, parent, nx) = {
             let lf = self.lfm(a.leaf);
             let pos = a.pos as usize;
             let len = lf.len as usize;
             let s = lf.start[pos];
-            let e = lf.end[pos];
-            let v = lf.vals[pos].take();
-            lf.end.copy_within(pos + 1..len, pos);
-            lf.start.copy_within(pos + 1..len, pos);
-            lf.vals[pos..len].rotate_left(1);
-            lf.end[len - 1] = u64::MAX;
+            shift_down(&mut lf.end, pos, 1, u64::MAX);
+            shift_down(&mut lf.start, pos, 1, 0);
+            vals_down(&mut lf.vals, pos, 1, len);
             lf.len -= 1;
-            (s, e, v, pos == len - 1, len - 1, lf.parent, lf.next)
+            (s, pos, len - 1, lf.parent, lf.next)
         };
         self.count -= 1;
-        let v = match v {
-            Some(v) => v,
-            None => unreachable!("a live slot holds a value"),
+        let was_last = pos == newlen;
+        // Where the successor is if the leaf keeps its shape.
+        let next = if !was_last {
+            Some(At {
+                leaf: a.leaf,
+                pos: pos as u32,
+            })
+        } else if nx != NIL {
+            Some(At { leaf: nx, pos: 0 })
+        } else {
+            None
         };
         if parent == NIL {
             if newlen == 0 {
@@ -1126,34 +1364,37 @@ impl<V> RegionTree<V> {
                 self.root = NIL;
                 self.height = 0;
             }
-            return (s, e, v);
+            return next;
         }
-        if newlen >= MIN {
+        if newlen >= MIN_LEAF {
             self.refresh_up(a.leaf, true);
             if was_last && nx != NIL {
                 // The next leaf's first gap now starts lower.
                 self.refresh_up(nx, true);
             }
-            return (s, e, v);
+            return next;
         }
         let mut dead = Dead::new();
         self.rebalance_leaf(a.leaf, &mut dead);
         self.free_dead(&mut dead);
+        // The successor is the first range ending above `s`.
+        let next = self.find_at(s);
         if was_last {
-            if let Some(f) = self.find_at(s) {
+            if let Some(f) = next {
+                // Its gap now starts lower.
                 self.refresh_up(f.leaf, true);
             }
         }
-        (s, e, v)
+        next
     }
 
-    /// Refills leaf `l` (not the root, short of [`MIN`] ranges) from a
+    /// Refills leaf `l` (not the root, short of [`MIN_LEAF`] ranges) from a
     /// sibling, or merges the two.
     fn rebalance_leaf(&mut self, l: u32, dead: &mut Dead) {
         let p = self.lf(l).parent;
         let (left, right, jl) = {
+            let j = self.pslot_of(l, true);
             let pn = self.nd(p);
-            let j = pn.slot_of(l);
             if j + 1 < pn.len as usize {
                 (l, pn.child[j + 1], j)
             } else {
@@ -1162,7 +1403,7 @@ impl<V> RegionTree<V> {
         };
         let (lf, rf) = two_mut(&mut self.leaves, left, right);
         let (ll, rl) = (lf.len as usize, rf.len as usize);
-        if ll + rl <= MERGE_MAX {
+        if ll + rl <= MERGE_MAX_LEAF {
             lf.end[ll..ll + rl].copy_from_slice(&rf.end[..rl]);
             lf.start[ll..ll + rl].copy_from_slice(&rf.start[..rl]);
             for k in 0..rl {
@@ -1189,11 +1430,18 @@ impl<V> RegionTree<V> {
             pn.len -= 1;
             pn.pivot[jl] = lp;
             pn.gap[jl] = lg;
+            self.relink(p, jl + 1);
             self.node_lost_child(p, dead);
             return;
         }
-        // Even the two out.
-        let want = (ll + rl) / 2;
+        // Refill the short one to [`MIN_LEAF`] from its sibling (which
+        // keeps more than that): no more moves than needed, and a leaf
+        // packed by ascending inserts stays packed.
+        let want = if l == left {
+            MIN_LEAF
+        } else {
+            ll + rl - MIN_LEAF
+        };
         if ll < want {
             let k = want - ll;
             lf.end[ll..want].copy_from_slice(&rf.end[..k]);
@@ -1226,6 +1474,7 @@ impl<V> RegionTree<V> {
         pn.gap[jl] = lg;
         pn.pivot[jl + 1] = rp;
         pn.gap[jl + 1] = rg;
+        pn.rebucket();
         self.refresh_up(p, false);
     }
 
@@ -1238,6 +1487,11 @@ impl<V> RegionTree<V> {
                 let c = self.nd(p).child[0];
                 let leafy = self.nd(p).leafy;
                 self.set_parent(c, leafy, NIL);
+                if leafy {
+                    self.lfm(c).pslot = 0;
+                } else {
+                    self.ndm(c).pslot = 0;
+                }
                 self.root = c;
                 self.height -= 1;
                 dead.nodes[dead.nn] = p;
@@ -1251,15 +1505,14 @@ impl<V> RegionTree<V> {
         }
         // Refill from a sibling or merge.
         let (left, right, jl) = {
+            let j = self.pslot_of(p, false);
             let g = self.nd(parent);
-            let j = g.slot_of(p);
             if j + 1 < g.len as usize {
                 (p, g.child[j + 1], j)
             } else {
                 (g.child[j - 1], p, j - 1)
             }
         };
-        let leafy = self.nd(p).leafy;
         let (ln, rn) = two_mut(&mut self.nodes, left, right);
         let (ll, rl) = (ln.len as usize, rn.len as usize);
         if ll + rl <= MERGE_MAX {
@@ -1268,10 +1521,7 @@ impl<V> RegionTree<V> {
             ln.child[ll..ll + rl].copy_from_slice(&rn.child[..rl]);
             ln.len = (ll + rl) as u32;
             rn.len = 0;
-            for k in ll..ll + rl {
-                let c = self.nd(left).child[k];
-                self.set_parent(c, leafy, left);
-            }
+            self.relink(left, ll);
             dead.nodes[dead.nn] = right;
             dead.nn += 1;
             let (lp, lg) = self.nd(left).summary();
@@ -1286,6 +1536,7 @@ impl<V> RegionTree<V> {
             g.len -= 1;
             g.pivot[jl] = lp;
             g.gap[jl] = lg;
+            self.relink(parent, jl + 1);
             self.node_lost_child(parent, dead);
             return;
         }
@@ -1303,10 +1554,8 @@ impl<V> RegionTree<V> {
             rn.child[rl - k..].fill(NIL);
             ln.len = want as u32;
             rn.len = (rl - k) as u32;
-            for x in ll..want {
-                let c = self.nd(left).child[x];
-                self.set_parent(c, leafy, left);
-            }
+            self.relink(left, ll);
+            self.relink(right, 0);
         } else {
             let k = ll - want;
             rn.pivot.copy_within(0..rl, k);
@@ -1320,10 +1569,8 @@ impl<V> RegionTree<V> {
             ln.child[want..].fill(NIL);
             ln.len = want as u32;
             rn.len = (rl + k) as u32;
-            for x in 0..k {
-                let c = self.nd(right).child[x];
-                self.set_parent(c, leafy, right);
-            }
+            self.ndm(left).rebucket();
+            self.relink(right, 0);
         }
         let (lp, lg) = self.nd(left).summary();
         let (rp, rg) = self.nd(right).summary();
@@ -1332,6 +1579,7 @@ impl<V> RegionTree<V> {
         g.gap[jl] = lg;
         g.pivot[jl + 1] = rp;
         g.gap[jl + 1] = rg;
+        g.rebucket();
         self.refresh_up(parent, false);
     }
 
@@ -1405,14 +1653,13 @@ impl<V> RegionTree<V> {
             for v in &mut lf.vals[pos + 1..=pos + k] {
                 *v = None;
             }
-            lf.end.copy_within(pos + k + 1..len, pos + 1);
-            lf.start.copy_within(pos + k + 1..len, pos + 1);
-            lf.vals[pos + 1..len].rotate_left(k);
-            lf.end[len - k..len].fill(u64::MAX);
+            shift_down(&mut lf.end, pos + 1, k, u64::MAX);
+            shift_down(&mut lf.start, pos + 1, k, 0);
+            vals_down(&mut lf.vals, pos + 1, k, len);
             lf.len -= k as u32;
             let parent = lf.parent;
             self.count -= k;
-            if parent == NIL || len - k >= MIN {
+            if parent == NIL || len - k >= MIN_LEAF {
                 self.refresh_up(x.leaf, true);
                 return x;
             }
@@ -1496,7 +1743,12 @@ impl<V> RegionTree<V> {
         if self.root == NIL {
             return None;
         }
-        let w = Window { low, high, size };
+        let w = Window {
+            low,
+            high,
+            size,
+            sb: spread(size),
+        };
         self.search::<true>(self.root, self.height, 0, &w)
             .map(|(s, e, a)| (s, e, Some(a)))
     }
@@ -1520,7 +1772,12 @@ impl<V> RegionTree<V> {
             return None;
         }
         if self.root != NIL {
-            let w = Window { low, high, size };
+            let w = Window {
+                low,
+                high,
+                size,
+                sb: spread(size),
+            };
             if let Some((s, e, a)) = self.search::<false>(self.root, self.height, 0, &w) {
                 return Some((s, e, Some(a)));
             }
@@ -1532,7 +1789,12 @@ impl<V> RegionTree<V> {
     /// The highest (`UP`) or lowest fitting clipped gap below a range of
     /// the subtree at `i` (`h` levels above the leaves), whose first
     /// range's predecessor ends at `lo`, with the place of that range.
-    /// Recursion depth is at most the tree height.
+    /// A node is entered only through children that may hold a long
+    /// enough gap ([`Node::candidates`]), in search order; a child whose
+    /// bounds lie inside the window is finished by
+    /// [`greedy`](Self::greedy), one that straddles `low` or `high` is
+    /// searched recursively (at most two per level). Recursion depth is at
+    /// most the tree height.
     fn search<const UP: bool>(
         &self,
         i: u32,
@@ -1541,39 +1803,25 @@ impl<V> RegionTree<V> {
         w: &Window,
     ) -> Option<(u64, u64, At)> {
         if h == 0 {
-            let l = self.lf(i);
-            let n = l.len as usize;
-            for t in 0..n {
-                let k = if UP { n - 1 - t } else { t };
-                let gs = if k == 0 { lo } else { l.end[k - 1] };
-                let ge = l.start[k];
-                // The gaps further on lie wholly outside the window.
-                if (UP && ge <= w.low) || (!UP && gs >= w.high) {
-                    break;
-                }
-                if ge - gs < w.size {
-                    continue;
-                }
-                if let Some((s, e)) = clip_fit(gs, ge, w.low, w.high, w.size) {
-                    let at = At {
-                        leaf: i,
-                        pos: k as u32,
-                    };
-                    return Some((s, e, at));
-                }
-            }
-            return None;
+            return self.search_leaf::<UP>(i, lo, w);
         }
         let nd = self.nd(i);
-        let n = nd.len as usize;
-        for t in 0..n {
-            let j = if UP { n - 1 - t } else { t };
+        let mut m = nd.candidates(w.sb);
+        while m != 0 {
+            let j = if UP {
+                63 - m.leading_zeros() as usize
+            } else {
+                m.trailing_zeros() as usize
+            };
+            m &= !(1u64 << j);
+            let j = j % B;
             if nd.gap[j] < w.size {
                 continue;
             }
             let clo = if j == 0 { lo } else { nd.pivot[j - 1] };
             let chi = nd.pivot[j];
             if (UP && chi <= w.low) || (!UP && clo >= w.high) {
+                // This child and the rest lie wholly outside the window.
                 break;
             }
             if clip_fit(clo, chi, w.low, w.high, w.size).is_none() {
@@ -1581,10 +1829,37 @@ impl<V> RegionTree<V> {
             }
             if w.low <= clo && chi <= w.high {
                 // Nothing in there is clipped: the max gap is an answer.
-                return self.greedy::<UP>(nd.child[j], h - 1, clo, w.size);
+                return self.greedy::<UP>(nd.child[j], h - 1, clo, w);
             }
             if let Some(g) = self.search::<UP>(nd.child[j], h - 1, clo, w) {
                 return Some(g);
+            }
+        }
+        None
+    }
+
+    /// [`search`](Self::search) in leaf `i`.
+    #[inline]
+    fn search_leaf<const UP: bool>(&self, i: u32, lo: u64, w: &Window) -> Option<(u64, u64, At)> {
+        let l = self.lf(i);
+        let n = l.len as usize;
+        for t in 0..n {
+            let k = if UP { n - 1 - t } else { t };
+            let gs = if k == 0 { lo } else { l.end[k - 1] };
+            let ge = l.start[k];
+            // The gaps further on lie wholly outside the window.
+            if (UP && ge <= w.low) || (!UP && gs >= w.high) {
+                break;
+            }
+            if ge - gs < w.size {
+                continue;
+            }
+            if let Some((s, e)) = clip_fit(gs, ge, w.low, w.high, w.size) {
+                let at = At {
+                    leaf: i,
+                    pos: k as u32,
+                };
+                return Some((s, e, at));
             }
         }
         None
@@ -1598,16 +1873,22 @@ impl<V> RegionTree<V> {
         mut i: u32,
         mut h: u32,
         mut lo: u64,
-        size: u64,
+        w: &Window,
     ) -> Option<(u64, u64, At)> {
+        let size = w.size;
         while h > 0 {
             let nd = self.nd(i);
-            let n = nd.len as usize;
+            let mut m = nd.candidates(w.sb);
             let mut found = None;
-            for t in 0..n {
-                let j = if UP { n - 1 - t } else { t };
-                if nd.gap[j] >= size {
-                    found = Some(j);
+            while m != 0 {
+                let j = if UP {
+                    63 - m.leading_zeros() as usize
+                } else {
+                    m.trailing_zeros() as usize
+                };
+                m &= !(1u64 << j);
+                if nd.gap[j % B] >= size {
+                    found = Some(j % B);
                     break;
                 }
             }
@@ -1673,11 +1954,14 @@ impl<V> RegionTree<V> {
                 if l.parent != parent {
                     return Err(format!("leaf {i}: parent {} != {parent}", l.parent));
                 }
+                if parent != NIL && self.nd(parent).child[l.pslot as usize % B] != i {
+                    return Err(format!("leaf {i}: slot {} in {parent}", l.pslot));
+                }
                 let n = l.len as usize;
-                if n == 0 || n > B {
+                if n == 0 || n > LB {
                     return Err(format!("leaf {i}: {n} ranges"));
                 }
-                for k in 0..B {
+                for k in 0..LB {
                     if (k < n) != l.vals[k].is_some() {
                         return Err(format!("leaf {i}: slot {k} value presence"));
                     }
@@ -1697,6 +1981,9 @@ impl<V> RegionTree<V> {
                 if nd.parent != parent {
                     return Err(format!("node {i}: parent {} != {parent}", nd.parent));
                 }
+                if parent != NIL && self.nd(parent).child[nd.pslot as usize % B] != i {
+                    return Err(format!("node {i}: slot {} in {parent}", nd.pslot));
+                }
                 if nd.leafy != (h == 1) {
                     return Err(format!("node {i}: leafy {} at level {h}", nd.leafy));
                 }
@@ -1705,7 +1992,11 @@ impl<V> RegionTree<V> {
                     return Err(format!("node {i}: {n} children"));
                 }
                 for k in n..B {
-                    if nd.pivot[k] != u64::MAX || nd.gap[k] != 0 || nd.child[k] != NIL {
+                    if nd.pivot[k] != u64::MAX
+                        || nd.gap[k] != 0
+                        || nd.bkt[k] != 0
+                        || nd.child[k] != NIL
+                    {
                         return Err(format!("node {i}: unused slot {k} not cleared"));
                     }
                 }
@@ -1797,6 +2088,9 @@ impl<V> RegionTree<V> {
                 let mut m = 0;
                 for k in 0..nd.len as usize {
                     let (p, g) = rec(nd.child[k], h - 1, &node_rec);
+                    if nd.bkt[k] != bucket(g) {
+                        return Err(format!("node {i} slot {k}: bucket {}", nd.bkt[k]));
+                    }
                     if nd.pivot[k] != p || nd.gap[k] != g {
                         return Err(format!(
                             "node {i} slot {k}: record ({:#x}, {:#x}), expected ({p:#x}, {g:#x})",
@@ -1870,12 +2164,13 @@ mod tests {
         use core::mem::size_of;
         // The engine's payload has a niche: `Option` costs nothing.
         assert_eq!(size_of::<Option<VmaAttrs>>(), size_of::<VmaAttrs>());
-        // A leaf: 16 x (end + start + value) plus four counts and links,
+        // A leaf: 8 x (end + start + value) plus five counts and links,
         // rounded up to whole cache lines.
-        assert_eq!(size_of::<Leaf<VmaAttrs>>(), 960);
-        assert_eq!(size_of::<Leaf<u64>>(), 576);
-        // A node: 16 x (pivot + gap + child) plus count, parent and kind.
-        assert_eq!(size_of::<Node>(), 384);
+        assert_eq!(size_of::<Leaf<VmaAttrs>>(), 512);
+        assert_eq!(size_of::<Leaf<u64>>(), 320);
+        // A node: 64 x (pivot + child + gap + bkt) plus count, parent, slot
+        // and kind, rounded up to whole cache lines.
+        assert_eq!(size_of::<Node>(), 1408);
     }
 
     #[test]
@@ -2325,5 +2620,218 @@ mod tests {
             }
         }
         same(&t, &m);
+    }
+}
+#[cfg(test)]
+mod fill {
+    use super::*;
+
+    /// Ranges per leaf.
+    fn fill(t: &RegionTree<u64>) -> f64 {
+        t.len() as f64 / t.leaves.len() as f64
+    }
+
+    #[test]
+    fn ascending_splits_pack_leaves() {
+        // A reservation carved page by page from the bottom, as the
+        // benchmark builds its arena: split, split, remove, insert.
+        let mut t: RegionTree<u64> = RegionTree::new();
+        let n = 10_000u64;
+        t.insert(0, n, 0).unwrap();
+        for i in (1..n).step_by(2) {
+            let s = t.prev(i + 1).unwrap().0;
+            if s < i {
+                t.split(s, i, 1).unwrap();
+            }
+            if i + 1 < n {
+                t.split(i, i + 1, 2).unwrap();
+            }
+            t.remove(i).unwrap();
+            t.insert(i, i + 1, 3).unwrap();
+        }
+        t.check().unwrap();
+        assert!(fill(&t) >= 6.9, "{} ranges per leaf", fill(&t));
+        // The same with a few ranges above (a process's stack and vDSO).
+        let mut t: RegionTree<u64> = RegionTree::new();
+        t.insert(0, n, 0).unwrap();
+        for k in 0..3 {
+            t.insert(n + 10 + 2 * k, n + 11 + 2 * k, 9).unwrap();
+        }
+        for i in (1..n).step_by(2) {
+            let s = t.prev(i + 1).unwrap().0;
+            if s < i {
+                t.split(s, i, 1).unwrap();
+            }
+            if i + 1 < n {
+                t.split(i, i + 1, 2).unwrap();
+            }
+            t.remove(i).unwrap();
+            t.insert(i, i + 1, 3).unwrap();
+        }
+        t.check().unwrap();
+        assert!(fill(&t) >= 6.9, "{} ranges per leaf", fill(&t));
+        // Holes punched in ascending order.
+        let mut t: RegionTree<u64> = RegionTree::new();
+        t.insert(0, 100_000, 0).unwrap();
+        for i in 0..10_000u64 {
+            let h = 10 * i + 3;
+            let s = t.prev(h + 1).unwrap().0;
+            let e = t.get(s).unwrap().1;
+            t.split(s, h, 1).unwrap();
+            if h + 2 < e {
+                t.split(h, h + 2, 2).unwrap();
+            }
+            t.remove(h).unwrap();
+        }
+        t.check().unwrap();
+        assert!(fill(&t) >= 6.9, "{} ranges per leaf", fill(&t));
+    }
+
+    #[test]
+    fn random_updates_keep_leaves_half_full() {
+        let mut t: RegionTree<u64> = RegionTree::new();
+        let mut x = 12345u64;
+        for step in 0..60_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let s = (x >> 20) % 1_000_000 * 16;
+            if step < 30_000 || x & 1 == 0 {
+                let _ = t.insert(s, s + 8, 0);
+            } else if let Some((a, _, _)) = t.next(s) {
+                t.remove(a);
+            }
+        }
+        t.check().unwrap();
+        assert!(fill(&t) >= 4.0, "{} ranges per leaf", fill(&t));
+    }
+
+    /// The position-based operations the engine uses, against a map.
+    #[test]
+    fn positions_against_a_map() {
+        use alloc::collections::BTreeMap;
+        let mut x = 99u64;
+        let mut rnd = move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        let mut t: RegionTree<u64> = RegionTree::new();
+        let mut m: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+        for step in 0..30_000u64 {
+            let a = rnd() % 3000;
+            match rnd() % 8 {
+                // insert_before / around_free, adjacent ranges often.
+                0..=2 => {
+                    let e = a + 1 + rnd() % 3;
+                    let free = m
+                        .range(..e)
+                        .next_back()
+                        .map_or(true, |(_, &(pe, _))| pe <= a);
+                    let around = t.around_free(a, e);
+                    assert_eq!(around.is_some(), free);
+                    if let Some((below, above)) = around {
+                        let want_below = m.range(..a).next_back().map(|(&s, _)| s);
+                        let want_above = m.range(e..).next().map(|(&s, _)| s);
+                        assert_eq!(below.map(|b| t.start_at(b)), want_below);
+                        assert_eq!(above.map(|b| t.start_at(b)), want_above);
+                        let at = t.insert_before(above, a, e, step).unwrap();
+                        assert_eq!(t.entry_at(at), Some((a, e, &step)));
+                        m.insert(a, (e, step));
+                    }
+                }
+                // delete_at, with the successor's place.
+                3 => {
+                    if let Some((&s, _)) = m.range(a..).next() {
+                        let at = t.find_at(s).unwrap();
+                        let next = t.delete_at(at);
+                        m.remove(&s);
+                        let want = m.range(s..).next().map(|(&s, _)| s);
+                        assert_eq!(next.map(|n| t.start_at(n)), want);
+                    }
+                }
+                // absorb_next over 1 to 3 ranges.
+                4 => {
+                    let k = 1 + (rnd() % 3) as usize;
+                    let run: Vec<_> = m.range(a..).take(k + 1).map(|(&s, &v)| (s, v)).collect();
+                    if run.len() == k + 1 {
+                        let (s, (_, v)) = run[0];
+                        let e = run[k].1 .0;
+                        let at = t.absorb_next(t.find_at(s).unwrap(), k);
+                        assert_eq!(t.entry_at(at), Some((s, e, &v)));
+                        for &(q, _) in &run[1..] {
+                            m.remove(&q);
+                        }
+                        m.insert(s, (e, v));
+                    }
+                }
+                // move_boundary between adjacent ranges.
+                5 => {
+                    let run: Vec<_> = m.range(a..).take(2).map(|(&s, &v)| (s, v)).collect();
+                    if run.len() == 2 && run[0].1 .0 == run[1].0 {
+                        let (s0, (_, v0)) = run[0];
+                        let (_, (e1, v1)) = run[1];
+                        if e1 - s0 >= 2 {
+                            let b = s0 + 1 + rnd() % (e1 - s0 - 1);
+                            t.move_boundary(t.find_at(s0).unwrap(), b);
+                            m.remove(&run[1].0);
+                            m.insert(s0, (b, v0));
+                            m.insert(b, (e1, v1));
+                        }
+                    }
+                }
+                // split_at.
+                6 => {
+                    if let Some((&s, &(e, v))) = m.range(a..).next() {
+                        if e - s >= 2 {
+                            let at = s + 1 + rnd() % (e - s - 1);
+                            let (lo, up) = t.split_at(t.find_at(s).unwrap(), at, step).unwrap();
+                            assert_eq!(t.entry_at(lo), Some((s, at, &v)));
+                            assert_eq!(t.entry_at(up), Some((at, e, &step)));
+                            m.insert(s, (at, v));
+                            m.insert(at, (e, step));
+                        }
+                    }
+                }
+                // set_bounds_at within the neighbours.
+                _ => {
+                    if let Some((&s, &(e, v))) = m.range(a..).next() {
+                        let lo = m.range(..s).next_back().map_or(0, |(_, &(pe, _))| pe);
+                        let hi = m.range(e..).next().map_or(u64::MAX, |(&ns, _)| ns);
+                        let ns = lo + rnd() % (s - lo + 1);
+                        let ne = (e + rnd() % 3).min(hi).max(ns + 1);
+                        if ne <= hi {
+                            t.set_bounds_at(t.find_at(s).unwrap(), ns, ne);
+                            m.remove(&s);
+                            m.insert(ns, (ne, v));
+                        }
+                    }
+                }
+            }
+            if step % 97 == 0 {
+                t.check().unwrap();
+                let all: Vec<_> = t.iter().map(|(s, e, v)| (s, e, *v)).collect();
+                let want: Vec<_> = m.iter().map(|(&s, &(e, v))| (s, e, v)).collect();
+                assert_eq!(all, want);
+                // Gap searches name the range above the gap found.
+                let (low, high, size) = (rnd() % 3000, 1500 + rnd() % 3000, 1 + rnd() % 4);
+                for (g, up) in [
+                    (t.highest_gap_at(low, high, size), true),
+                    (t.lowest_gap_at(low, high, size), false),
+                ] {
+                    let plain = if up {
+                        t.highest_gap(low, high, size)
+                    } else {
+                        t.lowest_gap(low, high, size)
+                    };
+                    assert_eq!(g.map(|(s, e, _)| (s, e)), plain);
+                    if let Some((gs, ge, above)) = g {
+                        let want = t.find_at(if up { ge } else { gs });
+                        assert_eq!(above, want);
+                    }
+                }
+            }
+        }
     }
 }

@@ -2635,20 +2635,23 @@ mod fill {
     fn ascending_splits_pack_leaves() {
         // A reservation carved page by page from the bottom, as the
         // benchmark builds its arena: split, split, remove, insert.
+        fn carve(t: &mut RegionTree<u64>, n: u64) {
+            for i in (1..n).step_by(2) {
+                let s = t.prev(i + 1).unwrap().0;
+                if s < i {
+                    t.split(s, i, 1).unwrap();
+                }
+                if i + 1 < n {
+                    t.split(i, i + 1, 2).unwrap();
+                }
+                t.remove(i).unwrap();
+                t.insert(i, i + 1, 3).unwrap();
+            }
+        }
         let mut t: RegionTree<u64> = RegionTree::new();
         let n = 10_000u64;
         t.insert(0, n, 0).unwrap();
-        for i in (1..n).step_by(2) {
-            let s = t.prev(i + 1).unwrap().0;
-            if s < i {
-                t.split(s, i, 1).unwrap();
-            }
-            if i + 1 < n {
-                t.split(i, i + 1, 2).unwrap();
-            }
-            t.remove(i).unwrap();
-            t.insert(i, i + 1, 3).unwrap();
-        }
+        carve(&mut t, n);
         t.check().unwrap();
         assert!(fill(&t) >= 6.9, "{} ranges per leaf", fill(&t));
         // The same with a few ranges above (a process's stack and vDSO).
@@ -2657,17 +2660,7 @@ mod fill {
         for k in 0..3 {
             t.insert(n + 10 + 2 * k, n + 11 + 2 * k, 9).unwrap();
         }
-        for i in (1..n).step_by(2) {
-            let s = t.prev(i + 1).unwrap().0;
-            if s < i {
-                t.split(s, i, 1).unwrap();
-            }
-            if i + 1 < n {
-                t.split(i, i + 1, 2).unwrap();
-            }
-            t.remove(i).unwrap();
-            t.insert(i, i + 1, 3).unwrap();
-        }
+        carve(&mut t, n);
         t.check().unwrap();
         assert!(fill(&t) >= 6.9, "{} ranges per leaf", fill(&t));
         // Holes punched in ascending order.

@@ -318,6 +318,7 @@ impl Puppet {
     /// inaccessible page).
     pub fn peek(&self, addr: u64, len: u64) -> Result<Result<u64, Errno>, HostError> {
         let mem = self.open_mem(libc::O_RDONLY)?;
+        let _pin = sys::CpuPin::to_cpus_of(self.pid);
         let mut h = fnv1a::OFFSET;
         let mut buf = vec![0u8; 64 * 1024];
         let mut done: u64 = 0;
@@ -342,6 +343,7 @@ impl Puppet {
     /// forced write, as a debugger's): the errno of the first failing write.
     pub fn poke(&self, addr: u64, len: u64, byte: u8) -> Result<Result<(), Errno>, HostError> {
         let mem = self.open_mem(libc::O_RDWR)?;
+        let _pin = sys::CpuPin::to_cpus_of(self.pid);
         let buf = vec![byte; (len.min(64 * 1024)) as usize];
         let mut done: u64 = 0;
         while done < len {

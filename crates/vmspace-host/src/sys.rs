@@ -319,3 +319,46 @@ pub(crate) fn getrlimit(resource: u32) -> io::Result<libc::rlimit> {
     }
     Ok(r)
 }
+
+/// Keeps the calling thread on the CPUs a process is allowed (the puppet is
+/// pinned to one) until dropped, then restores the thread's own mask.
+///
+/// Why: pages a forced access through `/proc/PID/mem` faults in wait in the
+/// *caller's* per-CPU LRU batch, and calls such as `MADV_COLD` drain only
+/// their own CPU's batch before skipping pages that are not yet on an LRU
+/// list. Doing the access from the puppet's CPU makes the outcome the one a
+/// single-CPU machine (and the engine) gives. Best effort: on any error the
+/// thread stays where it is.
+pub(crate) struct CpuPin {
+    saved: Option<libc::cpu_set_t>,
+}
+
+impl CpuPin {
+    pub(crate) fn to_cpus_of(pid: i32) -> CpuPin {
+        let size = core::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: cpu_set_t is plain data; the calls write at most `size`
+        // bytes into the sets passed.
+        unsafe {
+            let mut theirs: libc::cpu_set_t = core::mem::zeroed();
+            let mut ours: libc::cpu_set_t = core::mem::zeroed();
+            if libc::sched_getaffinity(pid, size, &mut theirs) != 0
+                || libc::sched_getaffinity(0, size, &mut ours) != 0
+                || libc::sched_setaffinity(0, size, &theirs) != 0
+            {
+                return CpuPin { saved: None };
+            }
+            CpuPin { saved: Some(ours) }
+        }
+    }
+}
+
+impl Drop for CpuPin {
+    fn drop(&mut self) {
+        if let Some(set) = &self.saved {
+            // SAFETY: `set` is a valid cpu_set_t read by sched_getaffinity.
+            unsafe {
+                libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), set);
+            }
+        }
+    }
+}

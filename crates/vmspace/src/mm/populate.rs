@@ -58,6 +58,8 @@ impl AddressSpace {
     /// in private writable regions (so they get their own pages and an
     /// `anon_vma`) and for read elsewhere (the zero page for private
     /// anonymous memory). Special and lock-on-fault regions are skipped.
+    /// (With the access forced, the `MADV_POPULATE_*` path, lock-on-fault
+    /// regions are faulted in and a special region is `EFAULT`.)
     /// A page that cannot be faulted in (no access at all, past the end of
     /// a file) stops the walk with `EFAULT` unless `ignore_errors`; running
     /// out of memory is `ENOMEM`.
@@ -81,10 +83,12 @@ impl AddressSpace {
         ignore_errors: bool,
         forced: Option<Access>,
     ) -> SysResult<()> {
-        let r = self.populate_pages(k, start, end, ignore_errors, forced);
-        // populate_vma_page_range ends with lru_add_drain (the
-        // MADV_POPULATE_* path, faultin_page_range, does not).
-        if forced.is_none() {
+        let mut walked = false;
+        let r = self.populate_pages(k, start, end, ignore_errors, forced, &mut walked);
+        // populate_vma_page_range ends with lru_add_drain once it has
+        // walked a region (a lock-on-fault region returns before); the
+        // MADV_POPULATE_* path, faultin_page_range, never drains.
+        if forced.is_none() && walked {
             k.lru_add_drain();
         }
         r
@@ -97,6 +101,7 @@ impl AddressSpace {
         end: u64,
         ignore_errors: bool,
         forced: Option<Access>,
+        walked: &mut bool,
     ) -> SysResult<()> {
         let mut cursor = start;
         while cursor < end {
@@ -105,9 +110,19 @@ impl AddressSpace {
             };
             cursor = v.end();
             let f = v.flags();
-            if f.intersects(VmFlags::IO | VmFlags::PFNMAP) || f.contains(VmFlags::LOCKONFAULT) {
+            // get_user_pages refuses special regions (MADV_POPULATE_* reports
+            // EFAULT); __mm_populate skips them, and lock-on-fault regions,
+            // which MADV_POPULATE_* does fault in.
+            if f.intersects(VmFlags::IO | VmFlags::PFNMAP) {
+                if forced.is_some() && !ignore_errors {
+                    return Err(Errno::EFAULT);
+                }
                 continue;
             }
+            if forced.is_none() && f.contains(VmFlags::LOCKONFAULT) {
+                continue;
+            }
+            *walked = true;
             if !f.intersects(VmFlags::ACCESS) {
                 if ignore_errors {
                     continue;

@@ -479,9 +479,15 @@ impl AddressSpace {
 
     /// A fresh anonymous page for `page` of `vma`, counted and reverse-mapped.
     fn new_anon_page(&mut self, k: &mut Kernel, vma: &Vma, page: u64) -> Result<Frame, FaultError> {
-        self.new_anon_page_with(k, vma, page, true)
+        let frame = self.new_anon_page_with(k, vma, page, true)?;
+        self.mem.rss_anon.add(1);
+        Ok(frame)
     }
 
+    /// A fresh anonymous page, reverse-mapped but not counted: the caller
+    /// updates the resident-set counters the way its Linux path does (a
+    /// counter changed and changed back can fold on the way, which shows in
+    /// `VmHWM`).
     fn new_anon_page_with(
         &mut self,
         k: &mut Kernel,
@@ -503,7 +509,6 @@ impl AddressSpace {
         k.phys.add_mapcount(frame, 1);
         let owner = vma.attrs.anon_vma.map_or(0, |a| a.0);
         k.phys.set_owner(frame, owner, vma.pgoff_at(page));
-        self.mem.rss_anon.add(1);
         Ok(frame)
     }
 
@@ -553,8 +558,15 @@ impl AddressSpace {
         }
         let pte = pgtable::make_pte(frame, prot | bits::DIRTY | maybe_mkwrite(&vma));
         pgtable::write(&mut k.phys, slot, pte);
+        // An anonymous page replaced by an anonymous copy leaves the
+        // counters alone; a file page's count moves to the anonymous one.
+        if zero {
+            self.mem.rss_anon.add(1);
+        } else if !anon {
+            self.account_file_page(k, old, -1);
+            self.mem.rss_anon.add(1);
+        }
         if !zero {
-            self.unaccount_page(k, old);
             k.phys.add_mapcount(old, -1);
             k.phys.put(old);
         }
@@ -776,14 +788,6 @@ impl AddressSpace {
         }
     }
 
-    /// Removes a mapped page from the resident-set counters.
-    pub(crate) fn unaccount_page(&mut self, k: &Kernel, f: Frame) {
-        if k.phys.flags(f).contains(FrameFlags::ANON) {
-            self.mem.rss_anon.add(-1);
-        } else {
-            self.account_file_page(k, f, -1);
-        }
-    }
 }
 
 /// `maybe_mkwrite`: the writable bit, if the region is writable.

@@ -411,12 +411,14 @@ impl System {
     /// `madvise(addr, len, advice)`.
     pub fn madvise(&mut self, pid: Pid, addr: u64, len: u64, advice: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
-        let holes: Vec<(InodeId, u64, u64)> = if advice == uapi::MADV_REMOVE {
-            // The file ranges to punch, taken before the call checks them.
-            let end = addr.saturating_add(crate::addr::page_align(len));
-            // Region by region, up to the first one madvise_remove refuses;
+        let range = crate::mm::madvise_range(addr, len, advice)?;
+        let holes: Vec<(InodeId, u64, u64)> = match range {
+            // The file ranges to punch, once the arguments are valid:
+            // region by region, up to the first one madvise_remove refuses;
             // a hole in the range (ENOMEM) stops nothing.
-            p.mm.vmas_in(addr, end)
+            Some((addr, end)) if advice == uapi::MADV_REMOVE => p
+                .mm
+                .vmas_in(addr, end)
                 .take_while(|v| {
                     let f = v.flags();
                     !f.contains(VmFlags::LOCKED)
@@ -429,9 +431,8 @@ impl System {
                     let hi = v.pgoff_at(end.min(v.end()) - 1);
                     Some((inode, lo, hi))
                 })
-                .collect()
-        } else {
-            Vec::new()
+                .collect(),
+            _ => Vec::new(),
         };
         let r = p.mm.madvise(k, addr, len, advice);
         for (inode, lo, hi) in holes {

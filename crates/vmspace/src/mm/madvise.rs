@@ -60,6 +60,23 @@ fn is_discard(advice: u64) -> bool {
     )
 }
 
+/// The argument checks `madvise` makes before it looks at any region: the
+/// page range `[start, end)` to advise, `None` for an empty one.
+pub(crate) fn madvise_range(start: u64, len_in: u64, advice: u64) -> SysResult<Option<(u64, u64)>> {
+    if !behavior_valid(advice) || start & 0xfff != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_align(len_in);
+    if len_in != 0 && len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let end = start.wrapping_add(len);
+    if end < start {
+        return Err(Errno::EINVAL);
+    }
+    Ok((end > start).then_some((start, end)))
+}
+
 impl AddressSpace {
     /// `madvise(start, len, advice)`.
     pub fn madvise(
@@ -69,23 +86,9 @@ impl AddressSpace {
         len_in: u64,
         advice: u64,
     ) -> SysResult<u64> {
-        if !behavior_valid(advice) {
-            return Err(Errno::EINVAL);
-        }
-        if start & 0xfff != 0 {
-            return Err(Errno::EINVAL);
-        }
-        let len = page_align(len_in);
-        if len_in != 0 && len == 0 {
-            return Err(Errno::EINVAL);
-        }
-        let end = start.wrapping_add(len);
-        if end < start {
-            return Err(Errno::EINVAL);
-        }
-        if end == start {
+        let Some((start, end)) = madvise_range(start, len_in, advice)? else {
             return Ok(0);
-        }
+        };
         if advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE {
             return self.madvise_populate(k, start, end, advice).map(|()| 0);
         }

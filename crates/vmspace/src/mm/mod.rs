@@ -50,6 +50,7 @@ mod rlimit;
 mod unmapped_area;
 
 pub use mmap::{MmapFile, MmapOutcome};
+pub(crate) use madvise::madvise_range;
 pub use munmap::RegionList;
 pub use rlimit::{Rlimit, Rlimits};
 

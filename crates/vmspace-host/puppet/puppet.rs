@@ -606,11 +606,15 @@ extern "C" fn do_store(a: *mut Access) {
         while left > 0 {
             let chunk = core::cmp::min(left, PAGE - (p & (PAGE - 1)));
             write_volatile(p as *mut u8, byte);
-            memset(
-                p.wrapping_add(1) as *mut u8,
-                i32::from(byte),
-                (chunk - 1) as usize,
-            );
+            // Not even an empty `rep stosb` at the next page: the CPU may
+            // walk its translation and set the accessed bit there.
+            if chunk > 1 {
+                memset(
+                    p.wrapping_add(1) as *mut u8,
+                    i32::from(byte),
+                    (chunk - 1) as usize,
+                );
+            }
             p = p.wrapping_add(chunk);
             left -= chunk;
         }

@@ -503,8 +503,11 @@ impl AddressSpace {
         .ok_or(FaultError::OutOfMemory)?;
         let flags = FrameFlags::ANON | FrameFlags::SWAPBACKED | FrameFlags::EXCLUSIVE;
         k.phys.set_flags(frame, flags);
-        if vma.flags().contains(VmFlags::LOCKED) {
-            k.mlock_page(frame);
+        // folio_add_lru_vma: a locked region's pages go to the mlock batch.
+        if vma.flags() & (VmFlags::LOCKED | VmFlags::SPECIAL) == VmFlags::LOCKED {
+            k.phys.mlock_new_folio(frame);
+        } else {
+            k.phys.lru_add(frame);
         }
         k.phys.add_mapcount(frame, 1);
         let owner = vma.attrs.anon_vma.map_or(0, |a| a.0);
@@ -538,9 +541,8 @@ impl AddressSpace {
         }
         let zero = e & bits::SPECIAL != 0 && old == k.phys.zero_page();
         let anon = !zero && k.phys.flags(old).contains(FrameFlags::ANON);
-        if anon && k.phys.mapcount(old) == 1 && k.phys.refcount(old) == 1 {
-            // wp_can_reuse_anon_folio: only this process maps it; reuse it
-            // and mark it exclusive again.
+        if anon && self.can_reuse_anon(k, old) {
+            // Only this process maps it: reuse it, exclusive again.
             let fl = k.phys.flags(old);
             k.phys.set_flags(old, fl | FrameFlags::EXCLUSIVE);
             pgtable::write(
@@ -568,9 +570,32 @@ impl AddressSpace {
         }
         if !zero {
             k.phys.add_mapcount(old, -1);
+            if vma.flags() & (VmFlags::LOCKED | VmFlags::SPECIAL) == VmFlags::LOCKED {
+                k.phys.munlock_folio(old);
+            }
             k.phys.put(old);
         }
         Ok(())
+    }
+
+    /// `PageAnonExclusive` or `wp_can_reuse_anon_folio`: nobody else can
+    /// reach the page. A reference an LRU batch holds counts (such a page is
+    /// copied), except that a page not yet on a list makes the CPU drain its
+    /// batches first.
+    fn can_reuse_anon(&mut self, k: &mut Kernel, old: Frame) -> bool {
+        if k.phys.mapcount(old) != 1 {
+            return false;
+        }
+        if k.phys.flags(old).contains(FrameFlags::EXCLUSIVE) {
+            return true;
+        }
+        if k.phys.refcount(old) > 3 {
+            return false;
+        }
+        if k.phys.off_lru(old) {
+            k.lru_add_drain();
+        }
+        k.phys.refcount(old) == 1
     }
 
     /// A fault on a file or shared-memory region: the page comes from the
@@ -621,6 +646,7 @@ impl AddressSpace {
                 k.phys.set_flags(f, FrameFlags::SWAPBACKED);
                 k.phys.set_owner(f, inode_id.0, index);
                 k.cache.insert(inode_id, index, f);
+                k.phys.lru_add(f);
                 f
             }
         };
@@ -660,6 +686,10 @@ impl AddressSpace {
         }
         pgtable::write(&mut k.phys, slot, pte);
         self.account_file_page(k, cached, 1);
+        if vma.flags() & (VmFlags::LOCKED | VmFlags::SPECIAL) == VmFlags::LOCKED {
+            // folio_add_file_rmap_ptes -> mlock_vma_folio.
+            k.phys.mlock_folio(cached);
+        }
         Ok(())
     }
 
@@ -740,6 +770,7 @@ impl AddressSpace {
         if lo >= hi {
             return Ok(());
         }
+        let locked = vma.flags() & (VmFlags::LOCKED | VmFlags::SPECIAL) == VmFlags::LOCKED;
         let phys = &mut k.phys;
         let mut table = self
             .mem
@@ -775,6 +806,9 @@ impl AddressSpace {
             } else {
                 self.mem.rss_file.add(1);
             }
+            if locked {
+                phys.mlock_folio(f);
+            }
         }
         Ok(())
     }
@@ -787,7 +821,6 @@ impl AddressSpace {
             self.mem.rss_file.add(delta);
         }
     }
-
 }
 
 /// `maybe_mkwrite`: the writable bit, if the region is writable.

@@ -155,7 +155,7 @@ fn dup_mmap(
             // every charge goes back.
             let all: Vec<Vma> = child.vmas().collect();
             for v in &all {
-                child.zap_range(k, v.start(), v.end());
+                child.zap_range(k, v, v.start(), v.end());
             }
             if let Some(mut t) = child.mem.tables.take() {
                 t.destroy(&mut k.phys);
@@ -210,8 +210,12 @@ fn dup_mmap_into(
     let Some(ptables) = ptables else {
         return Ok(());
     };
-    // copy_page_range for the regions that need it.
-    let mut rss: BTreeMap<u64, [i64; 3]> = BTreeMap::new();
+    // copy_page_range for the regions that need it. copy_pte_range counts
+    // what it copies and adds the totals to the child's resident-set
+    // counters once per call: per page table within each region, in order
+    // (the per-CPU counters fold on the running sum, so the grouping shows
+    // in VmHWM).
+    let mut rss: Vec<[i64; 3]> = Vec::new();
     let mut rss_key = u64::MAX;
     let mut rss_cur = [0i64; 3];
     for v in &parent.regions {
@@ -263,10 +267,7 @@ fn dup_mmap_into(
                 };
                 if rss_key != key {
                     if rss_key != u64::MAX {
-                        let c = rss.entry(rss_key).or_insert([0; 3]);
-                        for (total, n) in c.iter_mut().zip(rss_cur) {
-                            *total += n;
-                        }
+                        rss.push(rss_cur);
                     }
                     rss_key = key;
                     rss_cur = [0; 3];
@@ -300,15 +301,14 @@ fn dup_mmap_into(
         if missing_table {
             return Err(Errno::ENOMEM);
         }
-    }
-    if rss_key != u64::MAX {
-        let c = rss.entry(rss_key).or_insert([0; 3]);
-        for (total, n) in c.iter_mut().zip(rss_cur) {
-            *total += n;
+        // The region's last table.
+        if rss_key != u64::MAX {
+            rss.push(rss_cur);
+            rss_key = u64::MAX;
+            rss_cur = [0; 3];
         }
     }
-    // add_mm_rss_vec once per page table.
-    for counts in rss.values() {
+    for counts in &rss {
         if counts[0] != 0 {
             child.mem.rss_anon.add(counts[0]);
         }

@@ -141,7 +141,7 @@ impl System {
             // page starts referenced.
             let frame = match k.cache.get(inode, index) {
                 Some(f) => {
-                    k.phys.mark_accessed(f, false);
+                    k.phys.mark_accessed(f);
                     f
                 }
                 None => {
@@ -154,6 +154,7 @@ impl System {
                     k.phys.set_flags(f, fl | FrameFlags::REFERENCED);
                     k.phys.set_owner(f, inode.0, index);
                     k.cache.insert(inode, index, f);
+                    k.phys.lru_add(f);
                     f
                 }
             };
@@ -221,7 +222,7 @@ impl System {
             let Ok((p, k)) = self.parts(pid) else {
                 continue;
             };
-            let ranges: alloc::vec::Vec<(u64, u64, bool)> =
+            let ranges: alloc::vec::Vec<(crate::vma::Vma, u64, u64)> =
                 p.mm.vmas()
                     .filter(|v| {
                         v.attrs
@@ -234,19 +235,21 @@ impl System {
                         let hi = last.min(v.attrs.pgoff + v.pages() - 1);
                         (lo <= hi).then(|| {
                             (
+                                v,
                                 v.start() + ((lo - v.attrs.pgoff) << 12),
                                 v.start() + ((hi - v.attrs.pgoff + 1) << 12),
-                                v.flags().contains(crate::VmFlags::SHARED),
                             )
                         })
                     })
                     .collect();
             p.mm.mem.update_hiwater();
-            for (a, b, shared) in ranges {
-                if shared || even_cows {
-                    p.mm.zap_range(k, a, b);
+            for (v, a, b) in ranges {
+                if v.flags().contains(crate::VmFlags::SHARED) || even_cows {
+                    p.mm.zap_range(k, &v, a, b);
                 } else {
-                    p.mm.zap_range_if(k, a, b, |phys, f| !phys.flags(f).contains(FrameFlags::ANON));
+                    p.mm.zap_range_if(k, &v, a, b, |phys, f| {
+                        !phys.flags(f).contains(FrameFlags::ANON)
+                    });
                 }
             }
         }
@@ -255,7 +258,13 @@ impl System {
     /// Drops cached pages `[first, last]` of `inode` (no mapping may remain).
     fn drop_cached(&mut self, inode: InodeId, first: u64, last: u64) {
         let k = &mut self.kernel;
-        for f in k.cache.remove_range(inode, first, last) {
+        let dropped = k.cache.remove_range(inode, first, last);
+        // shmem_undo_range releases what it found in folio batches, and the
+        // first release drains the CPU's LRU batches.
+        if !dropped.is_empty() {
+            k.lru_add_drain();
+        }
+        for f in dropped {
             k.phys.put(f);
         }
     }

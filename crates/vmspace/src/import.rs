@@ -632,6 +632,14 @@ fn import_resident(
                     ))
                 }
             };
+            if frame != k.phys.zero_page() {
+                // A running process's pages sit on the LRU lists (its
+                // locked regions' on the unevictable one).
+                k.phys.lru_settled(frame);
+                if v.flags() & (VmFlags::LOCKED | VmFlags::SPECIAL) == VmFlags::LOCKED {
+                    k.phys.settle_mlocked(frame);
+                }
+            }
             let Some(tables) = mm.mem.tables.as_mut() else {
                 return Err(oom(n));
             };

@@ -30,6 +30,7 @@ pub mod file;
 pub mod fs;
 pub mod import;
 pub mod layout;
+pub mod lru;
 pub mod mm;
 pub mod params;
 pub mod pgtable;

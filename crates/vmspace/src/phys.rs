@@ -62,7 +62,7 @@ impl Frame {
 bitflags! {
     /// `struct page` flags the engine models.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-    pub struct FrameFlags: u8 {
+    pub struct FrameFlags: u16 {
         /// Anonymous memory (`PageAnon`).
         const ANON = 1 << 0;
         /// Backed by swap or shmem rather than a file (`PageSwapBacked`).
@@ -75,10 +75,13 @@ bitflags! {
         const MLOCKED = 1 << 4;
         /// On the active LRU list (`PG_active`).
         const ACTIVE = 1 << 5;
-        /// Lazily freeable (`MADV_FREE`d and clean).
-        const LAZYFREE = 1 << 6;
+        /// On an LRU list (`PG_lru`): not while waiting in a CPU batch to
+        /// be added, nor while a batch moves it between lists.
+        const LRU = 1 << 6;
         /// Anonymous and mapped by one process only (`PageAnonExclusive`).
         const EXCLUSIVE = 1 << 7;
+        /// On the unevictable list (`PG_unevictable`).
+        const UNEVICTABLE = 1 << 8;
     }
 }
 
@@ -86,13 +89,14 @@ bitflags! {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct FrameMeta {
     refcount: u32,
-    /// Low 24 bits: map count; high 8 bits: [`FrameFlags`].
+    /// Low 20 bits: map count; high 12 bits: [`FrameFlags`].
     map_flags: u32,
     owner: u32,
     index: u32,
 }
 
-const MAPCOUNT_MASK: u32 = 0x00ff_ffff;
+const MAPCOUNT_MASK: u32 = 0x000f_ffff;
+const FLAGS_SHIFT: u32 = 20;
 
 /// Simulated RAM.
 #[derive(Clone, Debug)]
@@ -105,6 +109,8 @@ pub struct PhysMem {
     limit: u32,
     used: u32,
     scratch: Vec<[u8; FRAME_SIZE]>,
+    /// The CPU's LRU batches (see [`crate::lru`]).
+    pub(crate) lru: crate::lru::CpuBatches,
 }
 
 impl PhysMem {
@@ -120,6 +126,7 @@ impl PhysMem {
             limit,
             used: 0,
             scratch: Vec::new(),
+            lru: crate::lru::CpuBatches::default(),
         };
         // Frame 0 becomes the zero page; it is never freed.
         let _ = m.alloc();
@@ -142,8 +149,11 @@ impl PhysMem {
     }
 
     /// Allocates a zeroed frame with reference count 1, or `None` when RAM
-    /// is exhausted.
+    /// is exhausted (after the LRU batches have let go of their pages).
     pub fn alloc(&mut self) -> Option<Frame> {
+        if self.free.is_empty() && self.touched >= self.limit && !self.lru.is_empty() {
+            self.lru_add_drain();
+        }
         if let Some(n) = self.free.pop() {
             self.used += 1;
             let f = Frame(n);
@@ -176,6 +186,9 @@ impl PhysMem {
     /// PROTO: like `alloc`, but a recycled frame keeps its old bytes (the
     /// caller overwrites all of them).
     pub fn alloc_for_copy(&mut self) -> Option<Frame> {
+        if self.free.is_empty() && self.touched >= self.limit && !self.lru.is_empty() {
+            self.lru_add_drain();
+        }
         if let Some(n) = self.free.pop() {
             self.used += 1;
             self.meta[n as usize] = FrameMeta {
@@ -221,14 +234,14 @@ impl PhysMem {
     pub fn dup_for_fork(&mut self, f: Frame) -> FrameFlags {
         let m = &mut self.meta[f.0 as usize];
         m.refcount = m.refcount.saturating_add(1);
-        let fl = FrameFlags::from_bits_retain((m.map_flags >> 24) as u8);
+        let fl = FrameFlags::from_bits_retain((m.map_flags >> FLAGS_SHIFT) as u16);
         let count = ((m.map_flags & MAPCOUNT_MASK) + 1).min(MAPCOUNT_MASK);
         let nfl = if fl.contains(FrameFlags::ANON) {
             fl - FrameFlags::EXCLUSIVE
         } else {
             fl
         };
-        m.map_flags = count | ((nfl.bits() as u32) << 24);
+        m.map_flags = count | ((nfl.bits() as u32) << FLAGS_SHIFT);
         fl
     }
 
@@ -256,6 +269,7 @@ impl PhysMem {
             *m = FrameMeta::default();
             self.free.push(f.0);
             self.used -= 1;
+            self.lru_forget(f);
         }
     }
 
@@ -285,14 +299,14 @@ impl PhysMem {
         self.meta
             .get(f.0 as usize)
             .map_or(FrameFlags::empty(), |m| {
-                FrameFlags::from_bits_retain((m.map_flags >> 24) as u8)
+                FrameFlags::from_bits_retain((m.map_flags >> FLAGS_SHIFT) as u16)
             })
     }
 
     /// Replaces the frame's flags.
     pub fn set_flags(&mut self, f: Frame, flags: FrameFlags) {
         if let Some(m) = self.meta.get_mut(f.0 as usize) {
-            m.map_flags = (m.map_flags & MAPCOUNT_MASK) | ((flags.bits() as u32) << 24);
+            m.map_flags = (m.map_flags & MAPCOUNT_MASK) | ((flags.bits() as u32) << FLAGS_SHIFT);
         }
     }
 
@@ -351,21 +365,6 @@ impl PhysMem {
     pub fn write_u64(&mut self, f: Frame, offset: usize, v: u64) {
         let d = self.data_mut(f);
         d[offset & !7..(offset & !7) + 8].copy_from_slice(&v.to_le_bytes());
-    }
-
-    /// `folio_mark_accessed`: an unreferenced page becomes referenced; a
-    /// referenced inactive page is activated and loses the referenced bit;
-    /// an active or `unevictable` (mlocked) one keeps what it has.
-    pub fn mark_accessed(&mut self, f: Frame, unevictable: bool) {
-        let fl = self.flags(f);
-        let new = if !fl.contains(FrameFlags::REFERENCED) {
-            fl | FrameFlags::REFERENCED
-        } else if unevictable || fl.contains(FrameFlags::ACTIVE) {
-            fl
-        } else {
-            (fl | FrameFlags::ACTIVE) - FrameFlags::REFERENCED
-        };
-        self.set_flags(f, new);
     }
 
     /// Metadata bytes per frame (for the memory target).

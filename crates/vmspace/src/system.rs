@@ -44,9 +44,6 @@ pub struct Kernel {
     pub phys: crate::phys::PhysMem,
     /// Pages of shared-memory objects and files.
     pub cache: crate::fault::PageCache,
-    /// The CPU's `mlock_fbatch`: pages just mlocked, made unevictable
-    /// (`PG_unevictable`) only when the batch drains.
-    mlock_batch: Vec<crate::phys::Frame>,
 }
 
 impl Kernel {
@@ -59,7 +56,6 @@ impl Kernel {
             files: FileTable::new(),
             committed: 0,
             release_candidates: Vec::new(),
-            mlock_batch: Vec::new(),
             shmem_charge: BTreeMap::new(),
             next_anon_vma: 1,
             anon_vma_parent: BTreeMap::new(),
@@ -80,40 +76,9 @@ impl Kernel {
         id
     }
 
-    /// `mlock_new_folio` / `mlock_folio`: `f` is mlocked now and joins the
-    /// CPU's batch; a full batch (`FOLIO_BATCH_SIZE`, 31) drains at once.
-    pub(crate) fn mlock_page(&mut self, f: crate::phys::Frame) {
-        let fl = self.phys.flags(f);
-        self.phys
-            .set_flags(f, fl | crate::phys::FrameFlags::MLOCKED);
-        if !self.mlock_batch.contains(&f) {
-            self.mlock_batch.push(f);
-        }
-        if self.mlock_batch.len() >= 31 {
-            self.lru_add_drain();
-        }
-    }
-
-    /// `lru_add_drain`: the batched pages reach their lists; mlocked ones
-    /// become unevictable.
+    /// `lru_add_drain`: the CPU's LRU batches move (see [`crate::lru`]).
     pub(crate) fn lru_add_drain(&mut self) {
-        self.mlock_batch.clear();
-    }
-
-    /// Physical memory and the pages waiting in the mlock batch, borrowed
-    /// together (for walks that mark pages accessed).
-    pub(crate) fn phys_and_mlock_batch(
-        &mut self,
-    ) -> (&mut crate::phys::PhysMem, &[crate::phys::Frame]) {
-        (&mut self.phys, &self.mlock_batch)
-    }
-
-    /// `folio_test_unevictable`: mlocked, and no longer waiting in the batch.
-    pub(crate) fn is_unevictable(&self, f: crate::phys::Frame) -> bool {
-        self.phys
-            .flags(f)
-            .contains(crate::phys::FrameFlags::MLOCKED)
-            && !self.mlock_batch.contains(&f)
+        self.phys.lru_add_drain();
     }
 
     /// Is `ancestor` on `av`'s chain (itself or a parent of a parent...)?
@@ -327,7 +292,13 @@ impl System {
                 if let Some(pages) = self.kernel.shmem_charge.remove(&inode) {
                     self.kernel.vm_unacct_memory(pages);
                 }
-                for f in self.kernel.cache.remove_inode(inode) {
+                let pages = self.kernel.cache.remove_inode(inode);
+                // shmem_evict_inode truncates through folio batches; the
+                // first release drains the CPU's LRU batches.
+                if !pages.is_empty() {
+                    self.kernel.lru_add_drain();
+                }
+                for f in pages {
                     self.kernel.phys.put(f);
                 }
             }
@@ -416,22 +387,22 @@ impl System {
             // The file ranges to punch, once the arguments are valid:
             // region by region, up to the first one madvise_remove refuses;
             // a hole in the range (ENOMEM) stops nothing.
-            Some((addr, end)) if advice == uapi::MADV_REMOVE => p
-                .mm
-                .vmas_in(addr, end)
-                .take_while(|v| {
-                    let f = v.flags();
-                    !f.contains(VmFlags::LOCKED)
-                        && v.attrs.file.is_some()
-                        && f.contains(VmFlags::SHARED | VmFlags::MAYWRITE)
-                })
-                .filter_map(|v| {
-                    let inode = v.attrs.file.and_then(|f| k.files.file(f))?.inode;
-                    let lo = v.pgoff_at(addr.max(v.start()));
-                    let hi = v.pgoff_at(end.min(v.end()) - 1);
-                    Some((inode, lo, hi))
-                })
-                .collect(),
+            Some((addr, end)) if advice == uapi::MADV_REMOVE => {
+                p.mm.vmas_in(addr, end)
+                    .take_while(|v| {
+                        let f = v.flags();
+                        !f.contains(VmFlags::LOCKED)
+                            && v.attrs.file.is_some()
+                            && f.contains(VmFlags::SHARED | VmFlags::MAYWRITE)
+                    })
+                    .filter_map(|v| {
+                        let inode = v.attrs.file.and_then(|f| k.files.file(f))?.inode;
+                        let lo = v.pgoff_at(addr.max(v.start()));
+                        let hi = v.pgoff_at(end.min(v.end()) - 1);
+                        Some((inode, lo, hi))
+                    })
+                    .collect()
+            }
             _ => Vec::new(),
         };
         let r = p.mm.madvise(k, addr, len, advice);
@@ -512,12 +483,11 @@ impl System {
     pub fn exit(&mut self, pid: Pid) -> SysResult<()> {
         let mut p = self.procs.remove(&pid).ok_or(Errno::ESRCH)?;
         let k = &mut self.kernel;
-        // exit_mmap starts with lru_add_drain.
-        k.lru_add_drain();
+        // exit_mmap does not drain the LRU batches (Linux 6.18).
         let all: Vec<Vma> = p.mm.vmas().collect();
         p.mm.mem.update_hiwater();
         for v in &all {
-            p.mm.zap_range(k, v.start(), v.end());
+            p.mm.zap_range(k, v, v.start(), v.end());
         }
         if let Some(mut t) = p.mm.mem.tables.take() {
             t.destroy(&mut k.phys);
@@ -535,9 +505,9 @@ impl System {
 
     /// Checks every process's invariants, then that physical memory
     /// balances: each frame's reference count is exactly its page-table
-    /// mappings plus its page-cache reference (page tables and the zero page
-    /// hold one each), its map count exactly its mappings, and no frame is
-    /// lost.
+    /// mappings plus its page-cache reference plus its LRU batch entries
+    /// (page tables and the zero page hold one each), its map count exactly
+    /// its mappings, and no frame is lost.
     pub fn check(&self) -> Result<(), String> {
         use alloc::collections::BTreeMap;
         use alloc::format;
@@ -561,6 +531,10 @@ impl System {
             }
         }
         for f in self.kernel.cache.frames() {
+            refs.entry(f).or_default().0 += 1;
+        }
+        // Each LRU batch entry holds a reference.
+        for f in phys.lru.held() {
             refs.entry(f).or_default().0 += 1;
         }
         for (&f, &(rc, mc)) in &refs {

@@ -3,6 +3,7 @@
 //! checks of the advice that acts on pages (the pages themselves belong to
 //! the page-fault layer).
 
+use super::pages::PageAdvice;
 use super::AddressSpace;
 use crate::addr::page_align;
 use crate::errno::{Errno, SysResult};
@@ -147,14 +148,24 @@ impl AddressSpace {
                 }
                 return Ok(vma);
             }
-            MADV_WILLNEED => return Ok(vma),
+            // Anonymous and shmem read-ahead (swap-in) ends by draining the
+            // LRU batches; without swap it reads nothing in.
+            MADV_WILLNEED => {
+                k.lru_add_drain();
+                return Ok(vma);
+            }
             MADV_COLD | MADV_PAGEOUT => {
                 if f.intersects(VmFlags::LOCKED | VmFlags::PFNMAP | VmFlags::HUGETLB) {
                     return Err(Errno::EINVAL);
                 }
                 // madvise_cold and madvise_pageout drain the LRU batches first.
                 k.lru_add_drain();
-                self.advise_pages(k, start, end, false);
+                let how = if advice == MADV_COLD {
+                    PageAdvice::Cold
+                } else {
+                    PageAdvice::Pageout
+                };
+                self.advise_pages(k, start, end, how);
                 return Ok(vma);
             }
             MADV_DONTNEED | MADV_DONTNEED_LOCKED | MADV_FREE => {
@@ -169,10 +180,13 @@ impl AddressSpace {
                     if !self.vma_is_anonymous(&vma) {
                         return Err(Errno::EINVAL);
                     }
-                    self.advise_pages(k, start, end, true);
+                    // madvise_free_single_vma drains the LRU batches first.
+                    k.lru_add_drain();
+                    self.mem.update_hiwater();
+                    self.advise_pages(k, start, end, PageAdvice::Free);
                 } else {
                     self.mem.update_hiwater();
-                    self.zap_range(k, start, end);
+                    self.zap_range(k, &vma, start, end);
                 }
                 return Ok(vma);
             }
@@ -261,18 +275,27 @@ impl AddressSpace {
             (VmFlags::READ, crate::fault::Access::Read)
         };
         let mut cursor = start;
+        let mut result = Ok(());
         while cursor < end {
             let Some(v) = self.vma_containing(cursor) else {
-                return Err(Errno::ENOMEM);
+                result = Err(Errno::ENOMEM);
+                break;
             };
             let f = v.flags();
             if f.intersects(VmFlags::IO | VmFlags::PFNMAP) || !f.contains(need) {
-                return Err(Errno::EINVAL);
+                result = Err(Errno::EINVAL);
+                break;
             }
             let piece_end = v.end().min(end);
-            self.populate_with(k, cursor, piece_end, false, Some(access))?;
+            result = self.populate_pages(k, cursor, piece_end, false, Some(access), &mut false);
+            if result.is_err() {
+                break;
+            }
             cursor = piece_end;
         }
-        Ok(())
+        // faultin_page_range drains the LRU batches after its walk, however
+        // far it got.
+        k.lru_add_drain();
+        result
     }
 }

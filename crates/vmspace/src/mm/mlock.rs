@@ -190,10 +190,9 @@ impl AddressSpace {
         self.mem.tables = Some(tables);
         for f in frames {
             if locked {
-                k.mlock_page(f);
+                k.phys.mlock_folio(f);
             } else {
-                let fl = k.phys.flags(f);
-                k.phys.set_flags(f, fl - crate::phys::FrameFlags::MLOCKED);
+                k.phys.munlock_folio(f);
             }
         }
     }

@@ -49,8 +49,8 @@ mod populate;
 mod rlimit;
 mod unmapped_area;
 
-pub use mmap::{MmapFile, MmapOutcome};
 pub(crate) use madvise::madvise_range;
+pub use mmap::{MmapFile, MmapOutcome};
 pub use munmap::RegionList;
 pub use rlimit::{Rlimit, Rlimits};
 

@@ -12,11 +12,23 @@ use crate::vma::Vma;
 
 const PMD_SIZE: u64 = 1 << 21;
 
+/// What [`AddressSpace::advise_pages`] does to each page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PageAdvice {
+    /// `MADV_FREE`.
+    Free,
+    /// `MADV_COLD`.
+    Cold,
+    /// `MADV_PAGEOUT`.
+    Pageout,
+}
+
 impl AddressSpace {
-    /// `zap_pte_range` over `[start, end)`: clears every entry, dropping the
-    /// pages' map counts and references and the resident-set counters.
-    pub(crate) fn zap_range(&mut self, k: &mut Kernel, start: u64, end: u64) {
-        self.zap_range_if(k, start, end, |_, _| true);
+    /// `zap_pte_range` over `[start, end)` of `vma` (which may already be
+    /// out of the tree): clears every entry, dropping the pages' map counts
+    /// and references and the resident-set counters.
+    pub(crate) fn zap_range(&mut self, k: &mut Kernel, vma: &Vma, start: u64, end: u64) {
+        self.zap_range_if(k, vma, start, end, |_, _| true);
     }
 
     /// [`zap_range`](Self::zap_range) for the entries whose frame `keep`
@@ -24,6 +36,7 @@ impl AddressSpace {
     pub(crate) fn zap_range_if(
         &mut self,
         k: &mut Kernel,
+        vma: &Vma,
         start: u64,
         end: u64,
         select: impl Fn(&crate::phys::PhysMem, crate::phys::Frame) -> bool,
@@ -34,12 +47,12 @@ impl AddressSpace {
         let zero = k.phys.zero_page();
         // Regions without recency (MADV_SEQUENTIAL/RANDOM) are left out of
         // zap's folio_mark_accessed of young file pages.
-        let no_recency: alloc::vec::Vec<(u64, u64)> = self
-            .vmas_in(start, end)
-            .filter(|v| v.flags().intersects(VmFlags::SEQ_READ | VmFlags::RAND_READ))
-            .map(|v| (v.start(), v.end()))
-            .collect();
-        let (phys, mlock_batch) = k.phys_and_mlock_batch();
+        let recency = !vma
+            .flags()
+            .intersects(VmFlags::SEQ_READ | VmFlags::RAND_READ);
+        // Removing a page from a locked region munlocks it (munlock_vma_folio).
+        let locked = vma.flags() & (VmFlags::LOCKED | VmFlags::SPECIAL) == VmFlags::LOCKED;
+        let phys = &mut k.phys;
         // zap_pte_range counts per page table and adds each table's totals to
         // the resident-set counters at once (add_mm_rss_vec).
         let mut batches: alloc::vec::Vec<[i64; 3]> = alloc::vec::Vec::new();
@@ -52,11 +65,9 @@ impl AddressSpace {
                 }
                 let young_file = e & (bits::ACCESSED | bits::SPECIAL) == bits::ACCESSED
                     && !phys.flags(f).contains(FrameFlags::ANON)
-                    && !no_recency.iter().any(|&(s, e)| s <= va && va < e);
+                    && recency;
                 if young_file {
-                    let unevictable =
-                        phys.flags(f).contains(FrameFlags::MLOCKED) && !mlock_batch.contains(&f);
-                    phys.mark_accessed(f, unevictable);
+                    phys.mark_accessed(f);
                 }
                 if !(e & bits::SPECIAL != 0 && f == zero) {
                     if va >> 21 != table {
@@ -78,6 +89,9 @@ impl AddressSpace {
                         phys.set_flags(f, fl | FrameFlags::DIRTY);
                     }
                     phys.add_mapcount(f, -1);
+                    if locked {
+                        phys.munlock_folio(f);
+                    }
                     phys.put(f);
                 }
             }
@@ -107,7 +121,7 @@ impl AddressSpace {
         }
         self.mem.update_hiwater();
         for v in removed {
-            self.zap_range(k, v.start(), v.end());
+            self.zap_range(k, v, v.start(), v.end());
         }
         let first = removed[0].start();
         let last = removed[removed.len() - 1].end();
@@ -179,39 +193,58 @@ impl AddressSpace {
         self.mem.tables = Some(tables);
     }
 
-    /// The page side of `MADV_FREE` (mark exclusive anonymous pages lazily
-    /// freeable: clean, old, no longer swap-backed), `MADV_COLD` and
-    /// `MADV_PAGEOUT` (pages this process alone maps lose their accessed
-    /// bit; with no swap nothing is written out).
-    pub(crate) fn advise_pages(&mut self, k: &mut Kernel, start: u64, end: u64, lazyfree: bool) {
+    /// The page side of `MADV_FREE`, `MADV_COLD` and `MADV_PAGEOUT`
+    /// (`madvise_free_pte_range`, `madvise_cold_or_pageout_pte_range`).
+    ///
+    /// - Free: a dirty page is cleaned if this process alone maps it (and
+    ///   skipped otherwise); its entry turns old and clean, and the page is
+    ///   queued to become lazily freeable (no longer swap-backed).
+    /// - Cold: a page on a list that only this process maps loses its
+    ///   accessed bit and referenced flag and is queued for deactivation.
+    /// - Pageout: the same pages are isolated for reclaim, which cannot
+    ///   write anything out without swap: they lose the accessed bit and go
+    ///   back to the active list (unevictable ones just go back).
+    pub(crate) fn advise_pages(
+        &mut self,
+        k: &mut Kernel,
+        start: u64,
+        end: u64,
+        advice: PageAdvice,
+    ) {
         let Some(tables) = self.mem.tables.take() else {
             return;
         };
-        let zero = k.phys.zero_page();
         tables.update_range(&mut k.phys, start, end, |phys, _va, e| {
             if !pgtable::pte_present(e) {
                 return e;
             }
             let f = pgtable::pte_frame(e);
-            if e & bits::SPECIAL != 0 && f == zero || phys.mapcount(f) != 1 {
+            // vm_normal_folio: special entries (the zero page) have none.
+            if e & bits::SPECIAL != 0 {
                 return e;
             }
             let fl = phys.flags(f);
-            if lazyfree {
-                if !fl.contains(FrameFlags::ANON) {
-                    return e;
+            if advice == PageAdvice::Free {
+                if fl.contains(FrameFlags::DIRTY) {
+                    if phys.mapcount(f) != 1 {
+                        return e;
+                    }
+                    phys.set_flags(f, fl - FrameFlags::DIRTY);
                 }
-                // The page is cleaned and aged at once; it leaves the
-                // swap-backed LRU (and shows as LazyFree) only when the
-                // CPU's lazy-free batch drains, which small calls do not
-                // reach: modelled as not yet drained.
-                phys.set_flags(
-                    f,
-                    (fl - FrameFlags::DIRTY - FrameFlags::REFERENCED) | FrameFlags::LAZYFREE,
-                );
+                phys.mark_lazyfree(f);
                 return e & !(bits::ACCESSED | bits::DIRTY);
             }
+            if phys.off_lru(f) || phys.mapcount(f) != 1 {
+                return e;
+            }
             phys.set_flags(f, fl - FrameFlags::REFERENCED);
+            if advice == PageAdvice::Cold {
+                phys.deactivate(f);
+            } else if !phys.is_unevictable(f) {
+                // shrink_folio_list: no swap to write to, so activate_locked.
+                let fl = phys.flags(f);
+                phys.set_flags(f, fl | FrameFlags::ACTIVE);
+            }
             e & !bits::ACCESSED
         });
         self.mem.tables = Some(tables);

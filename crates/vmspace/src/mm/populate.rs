@@ -58,8 +58,6 @@ impl AddressSpace {
     /// in private writable regions (so they get their own pages and an
     /// `anon_vma`) and for read elsewhere (the zero page for private
     /// anonymous memory). Special and lock-on-fault regions are skipped.
-    /// (With the access forced, the `MADV_POPULATE_*` path, lock-on-fault
-    /// regions are faulted in and a special region is `EFAULT`.)
     /// A page that cannot be faulted in (no access at all, past the end of
     /// a file) stops the walk with `EFAULT` unless `ignore_errors`; running
     /// out of memory is `ENOMEM`.
@@ -70,31 +68,22 @@ impl AddressSpace {
         end: u64,
         ignore_errors: bool,
     ) -> SysResult<()> {
-        self.populate_with(k, start, end, ignore_errors, None)
-    }
-
-    /// [`populate`](Self::populate) with the access forced to read or write
-    /// (`MADV_POPULATE_READ`/`WRITE`) instead of chosen by the region.
-    pub(crate) fn populate_with(
-        &mut self,
-        k: &mut Kernel,
-        start: u64,
-        end: u64,
-        ignore_errors: bool,
-        forced: Option<Access>,
-    ) -> SysResult<()> {
         let mut walked = false;
-        let r = self.populate_pages(k, start, end, ignore_errors, forced, &mut walked);
+        let r = self.populate_pages(k, start, end, ignore_errors, None, &mut walked);
         // populate_vma_page_range ends with lru_add_drain once it has
-        // walked a region (a lock-on-fault region returns before); the
-        // MADV_POPULATE_* path, faultin_page_range, never drains.
-        if forced.is_none() && walked {
+        // walked a region (a lock-on-fault region returns before).
+        if walked {
             k.lru_add_drain();
         }
         r
     }
 
-    fn populate_pages(
+    /// The walk of [`populate`](Self::populate), without its final drain,
+    /// the access forced to read or write by `MADV_POPULATE_READ`/`WRITE`
+    /// (`faultin_page_range`: lock-on-fault regions are faulted in too, a
+    /// special region is `EFAULT`). `walked` records whether a region was
+    /// walked at all.
+    pub(super) fn populate_pages(
         &mut self,
         k: &mut Kernel,
         start: u64,
@@ -189,16 +178,14 @@ impl AddressSpace {
 
     /// `folio_mark_accessed` on the page mapped at `addr`, as
     /// `get_user_pages` with `FOLL_TOUCH` does: an unreferenced page becomes
-    /// referenced; a referenced inactive page is activated (and loses the
-    /// referenced bit); mlocked pages only ever gain the bit.
+    /// referenced; a referenced inactive page is queued for activation
+    /// (and loses the referenced bit); unevictable pages only ever gain the
+    /// bit (see [`crate::lru`]).
     pub(crate) fn mark_accessed(&mut self, k: &mut Kernel, addr: u64) {
         let e = self.pte(&k.phys, addr);
         if !crate::pgtable::pte_present(e) || e & crate::pgtable::bits::SPECIAL != 0 {
             return;
         }
-        // Unevictable: mlocked here, or by another process mapping it.
-        let unevictable = k.is_unevictable(crate::pgtable::pte_frame(e));
-        k.phys
-            .mark_accessed(crate::pgtable::pte_frame(e), unevictable);
+        k.phys.mark_accessed(crate::pgtable::pte_frame(e));
     }
 }

@@ -363,7 +363,15 @@ fn thp_eligible(p: &Process, v: &Vma) -> bool {
         && f.contains(VmFlags::HUGEPAGE)
         && !f.contains(VmFlags::NOHUGEPAGE)
         && !f.intersects(VmFlags::SPECIAL)
-        && (v.start() + HPAGE - 1) & !(HPAGE - 1) < v.end() & !(HPAGE - 1)
+        && thp_suitable(v.start(), v.end(), HPAGE)
+}
+
+/// `thp_vma_suitable_order` for the last huge page that could end the
+/// region, with the kernel's unsigned arithmetic: a region ending below
+/// 2 MiB wraps around and counts as suitable, as it does in Linux.
+fn thp_suitable(start: u64, end: u64, hpage: u64) -> bool {
+    let haddr = end.wrapping_sub(hpage) & !(hpage - 1);
+    !(haddr < start || haddr.wrapping_add(hpage) > end)
 }
 
 /// The `VmFlags` line of smaps, mnemonics in bit order.

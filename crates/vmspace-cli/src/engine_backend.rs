@@ -27,6 +27,16 @@ impl EngineBackend {
     /// Builds the machine from parameters and a starting state.
     pub fn new(config: &EngineConfig) -> Result<EngineBackend, String> {
         let mut params = Params::default();
+        // The runner is the debugger that reads and writes memory through
+        // /proc/PID/mem: the stacks it grows are held to its own limits.
+        let [stack, as_, data, memlock] =
+            vmspace_host::own_rlimits().map(|(cur, max)| vmspace::mm::Rlimit { cur, max });
+        params.debugger_rlimits = vmspace::mm::Rlimits {
+            as_,
+            data,
+            stack,
+            memlock,
+        };
         for p in &config.params {
             params
                 .set(&p.key, p.value)

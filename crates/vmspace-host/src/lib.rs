@@ -194,3 +194,18 @@ pub fn zero_page_pfn() -> Option<u64> {
         (ok && e >> 63 == 1 && pfn != 0).then_some(pfn)
     }
 }
+
+/// This process's own soft and hard limits for `RLIMIT_STACK`, `RLIMIT_AS`,
+/// `RLIMIT_DATA` and `RLIMIT_MEMLOCK`, in that order (`u64::MAX` is
+/// unlimited; an unreadable limit reads as unlimited). The runner is the
+/// process that reads and writes puppets' memory through `/proc/PID/mem`,
+/// and a stack such an access grows is held to these limits.
+pub fn own_rlimits() -> [(u64, u64); 4] {
+    let get = |r: u32| sys::getrlimit(r).map_or((u64::MAX, u64::MAX), |l| (l.rlim_cur, l.rlim_max));
+    [
+        get(libc::RLIMIT_STACK),
+        get(libc::RLIMIT_AS),
+        get(libc::RLIMIT_DATA),
+        get(libc::RLIMIT_MEMLOCK),
+    ]
+}

@@ -347,7 +347,8 @@ impl AddressSpace {
                 if !v.flags().contains(VmFlags::GROWSDOWN) {
                     return Err(segv(SEGV_MAPERR, addr));
                 }
-                self.expand_stack(k, v, addr)
+                let own = self.rlimits;
+                self.expand_stack(k, v, addr, &own)
                     .map_err(|_| segv(SEGV_MAPERR, addr))?
             }
         };
@@ -360,18 +361,28 @@ impl AddressSpace {
 
     /// `expand_stack(mm, addr)` as `/proc/PID/mem` uses it: when no region
     /// contains `addr`, the next region above grows down to it if it is a
-    /// grows-down one (whatever the distance; the usual limits apply).
+    /// grows-down one (whatever the distance). The limits that apply are
+    /// the accessing process's (Linux checks `current`'s), the debugger's
+    /// [`Params::debugger_rlimits`](crate::Params::debugger_rlimits).
     pub(crate) fn expand_stack_to(&mut self, k: &mut Kernel, addr: u64) -> bool {
+        let limits = k.params.debugger_rlimits;
         match self.find_vma(addr) {
             Some(v) if v.start() > addr && v.flags().contains(VmFlags::GROWSDOWN) => {
-                self.expand_stack(k, v, addr).is_ok()
+                self.expand_stack(k, v, addr, &limits).is_ok()
             }
             _ => false,
         }
     }
 
-    /// `expand_downwards`: grows a grows-down region down to `addr`.
-    fn expand_stack(&mut self, k: &mut Kernel, vma: Vma, addr: u64) -> Result<Vma, ()> {
+    /// `expand_downwards`: grows a grows-down region down to `addr`, within
+    /// the limits of the task doing it.
+    fn expand_stack(
+        &mut self,
+        k: &mut Kernel,
+        vma: Vma,
+        addr: u64,
+        limits: &crate::mm::Rlimits,
+    ) -> Result<Vma, ()> {
         let address = addr & !(PAGE_SIZE - 1);
         if address < k.params.min_addr_for_hints() {
             return Err(());
@@ -391,9 +402,9 @@ impl AddressSpace {
             return Err(());
         }
         // acct_stack_growth
-        if !self.may_expand_vm(vma.flags(), grow)
-            || size > self.rlimits.stack.cur
-            || !self.mlock_future_ok(vma.flags(), grow << 12)
+        if !self.may_expand_vm_within(limits, vma.flags(), grow)
+            || size > limits.stack.cur
+            || !self.mlock_future_ok_within(limits, vma.flags(), grow << 12)
         {
             return Err(());
         }

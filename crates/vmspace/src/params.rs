@@ -36,6 +36,11 @@ pub struct Params {
     pub admin_reserve: u64,
     /// `vm.user_reserve_kbytes`, in bytes.
     pub user_reserve: u64,
+    /// The resource limits of the process that reads and writes other
+    /// processes' memory through `/proc/PID/mem` (the debugger: the
+    /// `vmspace` runner itself). A stack such an access grows is held to
+    /// these limits, not the target's, because Linux checks `current`'s.
+    pub debugger_rlimits: crate::mm::Rlimits,
 }
 
 impl Default for Params {
@@ -52,6 +57,7 @@ impl Default for Params {
             fault_around_bytes: 64 << 10,
             admin_reserve: 8 << 20,
             user_reserve: 128 << 20,
+            debugger_rlimits: crate::mm::Rlimits::default(),
         }
     }
 }

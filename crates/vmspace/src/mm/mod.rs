@@ -295,27 +295,40 @@ impl AddressSpace {
 
     /// `may_expand_vm`: RLIMIT_AS and RLIMIT_DATA.
     pub(crate) fn may_expand_vm(&self, flags: VmFlags, npages: u64) -> bool {
+        self.may_expand_vm_within(&self.rlimits, flags, npages)
+    }
+
+    /// [`may_expand_vm`](Self::may_expand_vm) against another task's limits
+    /// (the kernel reads `current`'s, which for `/proc/PID/mem` is the
+    /// debugger).
+    pub(crate) fn may_expand_vm_within(&self, lim: &Rlimits, flags: VmFlags, npages: u64) -> bool {
         let c = &self.counters;
-        if c.total_vm.saturating_add(npages) > self.rlimits.as_.cur >> PAGE_SHIFT {
+        if c.total_vm.saturating_add(npages) > lim.as_.cur >> PAGE_SHIFT {
             return false;
         }
         if flags.stat_kind() == StatKind::Data
-            && c.data_vm.saturating_add(npages) > self.rlimits.data.cur >> PAGE_SHIFT
+            && c.data_vm.saturating_add(npages) > lim.data.cur >> PAGE_SHIFT
         {
             // Linux's allowance for Valgrind: a zero soft limit defers to the hard one.
-            return self.rlimits.data.cur == 0
-                && c.data_vm.saturating_add(npages) <= self.rlimits.data.max >> PAGE_SHIFT;
+            return lim.data.cur == 0
+                && c.data_vm.saturating_add(npages) <= lim.data.max >> PAGE_SHIFT;
         }
         true
     }
 
     /// `mlock_future_ok`: would locking `bytes` more stay within RLIMIT_MEMLOCK?
     pub(crate) fn mlock_future_ok(&self, flags: VmFlags, bytes: u64) -> bool {
+        self.mlock_future_ok_within(&self.rlimits, flags, bytes)
+    }
+
+    /// [`mlock_future_ok`](Self::mlock_future_ok) against another task's
+    /// `RLIMIT_MEMLOCK`.
+    pub(crate) fn mlock_future_ok_within(&self, lim: &Rlimits, flags: VmFlags, bytes: u64) -> bool {
         if !flags.contains(VmFlags::LOCKED) || self.caps.ipc_lock {
             return true;
         }
         let locked = (bytes >> PAGE_SHIFT).saturating_add(self.counters.locked_vm);
-        locked <= self.rlimits.memlock.cur >> PAGE_SHIFT
+        locked <= lim.memlock.cur >> PAGE_SHIFT
     }
 
     /// `can_do_mlock`.

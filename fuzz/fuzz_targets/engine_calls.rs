@@ -99,14 +99,11 @@ impl State {
     }
 
     /// Whether `spawn_default` may be called: with fewer than [`MAX_PROCS`]
-    /// live processes, and with room for the whole default image (about 60
-    /// frames and its page tables), because running out of memory part-way
-    /// through is a known engine bug (the partly imported image's frames and
-    /// references leak), unless `VMSPACE_FUZZ_KNOWN_BUGS=1`.
+    /// live processes. (An image import that ran out of memory part-way
+    /// used to leak what it built; fixed, and
+    /// `reproducers/engine_calls/spawn-oom-import-leak` replays it.)
     fn can_spawn(&self) -> bool {
-        let k = &self.sys.kernel;
-        let free = (k.params.ram >> 12).saturating_sub(k.phys.used_frames());
-        self.sys.pids().count() < MAX_PROCS && (known_bugs() || free >= 128)
+        self.sys.pids().count() < MAX_PROCS
     }
 
     /// Whether `fork` may be called: with fewer than [`MAX_PROCS`] live
@@ -843,13 +840,6 @@ fn install_panic_hook() {
             previous(info);
         }));
     });
-}
-
-/// Whether to exercise paths of known, not yet fixed engine bugs
-/// (`VMSPACE_FUZZ_KNOWN_BUGS=1`; see "Known crashes" in fuzz/README.md).
-fn known_bugs() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("VMSPACE_FUZZ_KNOWN_BUGS").is_some_and(|v| v == "1"))
 }
 
 fn params(u: &mut Unstructured) -> Result<Params> {

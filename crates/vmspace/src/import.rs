@@ -493,7 +493,11 @@ pub fn import(
     }
     mm.layout = layout;
     if let Some(text) = snap.resident {
-        import_resident(k, &mut mm, text, &smaps)?;
+        if let Err(e) = import_resident(k, &mut mm, text, &smaps) {
+            // Out of memory part-way: give back what the partial image took.
+            k.teardown(&mut mm);
+            return Err(e);
+        }
     }
     Ok((mm, pid, vsyscall))
 }
@@ -555,6 +559,12 @@ fn import_resident(
                 }
                 None => (true, true),
             };
+            // The entry's slot first: a page allocated for it is never left
+            // without one when memory runs out.
+            let Some(tables) = mm.mem.tables.as_mut() else {
+                return Err(oom(n));
+            };
+            let slot = tables.slot_alloc(&mut k.phys, page).map_err(|_| oom(n))?;
             let mut pte = page_prot(v.flags());
             if !young {
                 pte &= !bits::ACCESSED;
@@ -640,10 +650,6 @@ fn import_resident(
                     k.phys.settle_mlocked(frame);
                 }
             }
-            let Some(tables) = mm.mem.tables.as_mut() else {
-                return Err(oom(n));
-            };
-            let slot = tables.slot_alloc(&mut k.phys, page).map_err(|_| oom(n))?;
             pgtable::write(&mut k.phys, slot, pgtable::make_pte(frame, pte));
             page += 0x1000;
         }

@@ -166,6 +166,28 @@ impl Kernel {
 
     /// Notes regions that just left an address space, so that objects no
     /// longer mapped anywhere can be released.
+    /// `exit_mmap`: every page of `mm` unmapped, its page tables freed, its
+    /// commit charge returned, its shared-memory objects offered for release
+    /// (exit, and an image whose import ran out of memory part-way). The
+    /// LRU batches are not drained (Linux 6.18).
+    pub(crate) fn teardown(&mut self, mm: &mut AddressSpace) {
+        let all: Vec<Vma> = mm.vmas().collect();
+        mm.mem.update_hiwater();
+        for v in &all {
+            mm.zap_range(self, v, v.start(), v.end());
+        }
+        if let Some(mut t) = mm.mem.tables.take() {
+            t.destroy(&mut self.phys);
+        }
+        let accounted: u64 = all
+            .iter()
+            .filter(|v| v.flags().contains(crate::VmFlags::ACCOUNT))
+            .map(|v| v.pages())
+            .sum();
+        self.vm_unacct_memory(accounted);
+        self.release_regions(mm, &all);
+    }
+
     pub(crate) fn release_regions(&mut self, _mm: &AddressSpace, removed: &[Vma]) {
         for v in removed {
             let Some(inode) = v
@@ -482,23 +504,7 @@ impl System {
     /// accounted regions returned.
     pub fn exit(&mut self, pid: Pid) -> SysResult<()> {
         let mut p = self.procs.remove(&pid).ok_or(Errno::ESRCH)?;
-        let k = &mut self.kernel;
-        // exit_mmap does not drain the LRU batches (Linux 6.18).
-        let all: Vec<Vma> = p.mm.vmas().collect();
-        p.mm.mem.update_hiwater();
-        for v in &all {
-            p.mm.zap_range(k, v, v.start(), v.end());
-        }
-        if let Some(mut t) = p.mm.mem.tables.take() {
-            t.destroy(&mut k.phys);
-        }
-        let accounted: u64 = all
-            .iter()
-            .filter(|v| v.flags().contains(crate::VmFlags::ACCOUNT))
-            .map(|v| v.pages())
-            .sum();
-        k.vm_unacct_memory(accounted);
-        k.release_regions(&p.mm, &all);
+        self.kernel.teardown(&mut p.mm);
         self.settle();
         Ok(())
     }

@@ -129,3 +129,23 @@ proptest! {
         prop_assert_eq!(sys.kernel.committed, 0);
     }
 }
+
+/// Starting processes on a machine too small for them: the image whose
+/// import runs out of memory part-way gives back everything it took (found
+/// by the engine_calls fuzzer, `fuzz/reproducers/engine_calls/spawn-oom-import-leak`).
+#[test]
+fn spawn_out_of_memory_leaks_nothing() {
+    let mut p = Params::default();
+    p.set("ram", 1 << 20).unwrap();
+    let mut sys = System::new(p);
+    let pids: Vec<_> = (0..8).map(|_| sys.spawn_default()).collect();
+    sys.check().unwrap();
+    for pid in pids {
+        sys.exit(pid).unwrap();
+    }
+    sys.check().unwrap();
+    sys.kernel.phys.lru_add_drain();
+    let cached = sys.kernel.cache.frames().count() as u64;
+    assert_eq!(sys.kernel.phys.used_frames(), 1 + cached);
+    assert_eq!(sys.kernel.committed, 0);
+}

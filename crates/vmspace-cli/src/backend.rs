@@ -130,6 +130,10 @@ pub enum Call {
     Smaps,
     SmapsRollup,
     Status,
+    /// The page faults the process took since it started or was forked
+    /// (`minflt`/`majflt` of `/proc/PID/stat`, less what it had when the
+    /// scenario first saw it).
+    Faults,
 }
 
 impl Call {
@@ -166,6 +170,7 @@ impl Call {
             Call::Smaps => "smaps",
             Call::SmapsRollup => "smaps_rollup",
             Call::Status => "status",
+            Call::Faults => "faults",
         }
     }
 }
@@ -303,4 +308,10 @@ pub struct Param {
     pub key: String,
     /// Its value.
     pub value: u64,
+}
+
+/// The text `faults()` prints: minor and major fault counts, named as
+/// proc(5) names the `/proc/PID/stat` fields.
+pub fn faults_text(minflt: u64, majflt: u64) -> String {
+    format!("minflt: {minflt}\nmajflt: {majflt}\n")
 }

@@ -21,6 +21,10 @@ pub struct EngineBackend {
     checks: bool,
     /// Also verify every page's reverse mapping (slower; `set_checks`).
     rmap_checks: bool,
+    /// Each process's fault counts when the scenario first saw it (the
+    /// start, or right after the fork that made it): `faults()` prints
+    /// what was added since.
+    fault_base: std::collections::BTreeMap<Pid, (u64, u64)>,
 }
 
 impl EngineBackend {
@@ -63,12 +67,15 @@ impl EngineBackend {
             StartState::Snapshot(s) => s.helper_image,
             StartState::Exec => None,
         };
+        let mut fault_base = std::collections::BTreeMap::new();
+        fault_base.insert(main, fault_counts(&sys, main));
         Ok(EngineBackend {
             sys,
             main,
             helper_image,
             checks: cfg!(debug_assertions),
             rmap_checks: false,
+            fault_base,
         })
     }
 
@@ -85,6 +92,12 @@ impl EngineBackend {
     pub fn system(&self) -> &System {
         &self.sys
     }
+}
+
+/// A process's minor and major fault counts (zero if it is gone).
+fn fault_counts(s: &System, pid: Pid) -> (u64, u64) {
+    s.process(pid)
+        .map_or((0, 0), |p| (p.mm.mem.min_flt, p.mm.mem.maj_flt))
 }
 
 fn value(r: Result<u64, Errno>) -> Outcome {
@@ -226,6 +239,17 @@ impl EngineBackend {
             } => value(s.pwrite(pid, fd, byte as u8, count, off)),
             Call::Maps => Outcome::Text(s.maps(pid).map_err(|e| BackendError(e.to_string()))?),
             Call::Status => Outcome::Text(s.status(pid).map_err(|e| BackendError(e.to_string()))?),
+            Call::Faults => {
+                if s.process(pid).is_none() {
+                    return Err(BackendError(format!("no process {pid}")));
+                }
+                let (min, maj) = fault_counts(s, pid);
+                let (min0, maj0) = self.fault_base.get(&pid).copied().unwrap_or((0, 0));
+                Outcome::Text(crate::backend::faults_text(
+                    min.saturating_sub(min0),
+                    maj.saturating_sub(maj0),
+                ))
+            }
             Call::Mincore { addr: a, len } => match s.mincore(pid, a, len) {
                 Ok(v) => Outcome::Mincore(
                     v.iter()
@@ -259,6 +283,7 @@ impl EngineBackend {
                         helper_touches_image(s, pid, start, end);
                         helper_touches_image(s, child, start, end);
                     }
+                    self.fault_base.insert(child, fault_counts(s, child));
                     Outcome::Value(child as i64)
                 }
                 Err(e) => Outcome::Error(e as i32),

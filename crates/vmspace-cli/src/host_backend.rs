@@ -71,6 +71,9 @@ pub struct HostBackend {
     snapshot: ProcSnapshot,
     params: Vec<Param>,
     names: Names,
+    /// Each puppet's fault counts when the scenario first saw it (see
+    /// `Call::Faults`).
+    fault_base: BTreeMap<Pid, (u64, u64)>,
 }
 
 impl From<HostError> for BackendError {
@@ -103,6 +106,8 @@ impl HostBackend {
             maps,
         };
         let main = puppet.pid() as Pid;
+        let mut fault_base = BTreeMap::new();
+        fault_base.insert(main, fault_counts(&puppet)?);
         let mut procs = BTreeMap::new();
         procs.insert(main, puppet);
         Ok(HostBackend {
@@ -112,6 +117,7 @@ impl HostBackend {
             snapshot,
             params: config.params.clone(),
             names,
+            fault_base,
         })
     }
 
@@ -249,6 +255,7 @@ impl Backend for HostBackend {
             Call::Fork => match p.fork()? {
                 Ok(child) => {
                     let cpid = child.pid() as Pid;
+                    self.fault_base.insert(cpid, fault_counts(&child)?);
                     procs.insert(cpid, child);
                     Outcome::Value(cpid as i64)
                 }
@@ -277,8 +284,34 @@ impl Backend for HostBackend {
             Call::Smaps => Outcome::Text(names.normalize(&p.proc_text("smaps")?)),
             Call::SmapsRollup => Outcome::Text(names.normalize(&p.proc_text("smaps_rollup")?)),
             Call::Status => Outcome::Text(status_vm_lines(&p.proc_text("status")?)),
+            Call::Faults => {
+                let (min, maj) = fault_counts(p)?;
+                let (min0, maj0) = self.fault_base.get(&pid).copied().unwrap_or((0, 0));
+                Outcome::Text(crate::backend::faults_text(
+                    min.saturating_sub(min0),
+                    maj.saturating_sub(maj0),
+                ))
+            }
         };
         Ok(out)
+    }
+}
+
+/// A puppet's `minflt` and `majflt` (fields 10 and 12 of
+/// `/proc/PID/stat`, counted after the parenthesised command name).
+fn fault_counts(p: &Puppet) -> Result<(u64, u64), BackendError> {
+    let stat = p.proc_text("stat")?;
+    let after = stat
+        .rfind(')')
+        .map(|i| &stat[i + 1..])
+        .ok_or_else(|| BackendError(format!("unreadable /proc/{}/stat", p.pid())))?;
+    // After ")": state(3) ppid pgrp session tty_nr tpgid flags minflt(10)
+    // cminflt majflt(12).
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let num = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    match (num(7), num(9)) {
+        (Some(min), Some(maj)) => Ok((min, maj)),
+        _ => Err(BackendError(format!("unreadable /proc/{}/stat", p.pid()))),
     }
 }
 

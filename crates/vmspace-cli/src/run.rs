@@ -220,6 +220,7 @@ pub fn build_call(op: Op, path: Option<String>, a: &[u64]) -> Call {
         Op::Smaps => Call::Smaps,
         Op::SmapsRollup => Call::SmapsRollup,
         Op::Status => Call::Status,
+        Op::Faults => Call::Faults,
     }
 }
 
@@ -463,7 +464,7 @@ pub(crate) mod fake {
                 }
                 Call::Exit { .. } => Outcome::Exited,
                 Call::Load { addr, len } | Call::Peek { addr, len } => Outcome::Hash(addr ^ len),
-                Call::Maps | Call::Smaps | Call::SmapsRollup | Call::Status => {
+                Call::Maps | Call::Smaps | Call::SmapsRollup | Call::Status | Call::Faults => {
                     Outcome::Text(format!("text of {pid}\n"))
                 }
                 _ => Outcome::Value(0),

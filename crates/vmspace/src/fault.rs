@@ -324,8 +324,25 @@ impl AddressSpace {
         let Some(vma) = self.vma_containing(addr) else {
             return Err(segv(SEGV_MAPERR, addr));
         };
-        self.mem.min_flt += 1;
-        self.handle_mm_fault(k, &vma, addr, access)
+        // The process's own call faults it in: counted on the process.
+        self.counted_fault(k, &vma, addr, access)
+    }
+
+    /// `handle_mm_fault` for the process itself, counted as
+    /// `mm_account_fault` counts: only a fault that succeeds, as minor
+    /// (nothing here waits for I/O).
+    fn counted_fault(
+        &mut self,
+        k: &mut Kernel,
+        vma: &Vma,
+        addr: u64,
+        access: Access,
+    ) -> Result<(), FaultError> {
+        let r = self.handle_mm_fault(k, vma, addr, access);
+        if r.is_ok() {
+            self.mem.min_flt += 1;
+        }
+        r
     }
 
     /// `do_user_addr_fault`: decides what a fault at `addr` means.
@@ -355,8 +372,7 @@ impl AddressSpace {
         if access_error(&vma, access, present) {
             return Err(segv(SEGV_ACCERR, addr));
         }
-        self.mem.min_flt += 1;
-        self.handle_mm_fault(k, &vma, addr, access)
+        self.counted_fault(k, &vma, addr, access)
     }
 
     /// `expand_stack(mm, addr)` as `/proc/PID/mem` uses it: when no region

@@ -374,7 +374,7 @@ impl AddressSpace {
                 }
             }
             let access = if write { Access::Write } else { Access::Read };
-            self.mem.min_flt += 1;
+            // Counted on the task that faults: the debugger, not this one.
             self.handle_mm_fault(k, &vma, addr, access)?;
         }
         Err(fail)

@@ -167,6 +167,7 @@ impl Generator {
             let sel = selector(p);
             self.lines.push(format!("{sel}smaps()"));
             self.lines.push(format!("{sel}status()"));
+            self.lines.push(format!("{sel}faults()"));
         }
         self.lines
     }
@@ -246,9 +247,13 @@ impl Generator {
             800..=879 => self.peek_poke(),
             _ => {
                 let w = self.who();
-                let what = *self
-                    .rng
-                    .pick(&["maps()", "smaps()", "smaps_rollup()", "status()"]);
+                let what = *self.rng.pick(&[
+                    "maps()",
+                    "smaps()",
+                    "smaps_rollup()",
+                    "status()",
+                    "faults()",
+                ]);
                 self.lines.push(format!("{w}{what}"));
             }
         }

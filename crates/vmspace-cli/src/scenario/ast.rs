@@ -273,6 +273,7 @@ ops! {
     Smaps "smaps" 0 0,
     SmapsRollup "smaps_rollup" 0 0,
     Status "status" 0 0,
+    Faults "faults" 0 0,
 }
 
 #[cfg(test)]
@@ -286,7 +287,7 @@ mod tests {
             let (min, max) = op.arity();
             assert!(min <= max);
         }
-        assert_eq!(Op::ALL.len(), 30);
+        assert_eq!(Op::ALL.len(), 31);
         assert_eq!(Op::from_name("nope"), None);
         assert_eq!(Op::Mremap.arity(), (4, 5));
         assert_eq!(Op::Open.arity(), (2, 3));

@@ -159,10 +159,11 @@ exit(0)
 [c] smaps()
 [c] smaps_rollup()
 [c] status()
+[c] faults()
 ";
     let s = ok(src);
     let ops: Vec<&str> = s.stmts.iter().map(|st| call(st).op.name()).collect();
-    assert_eq!(ops.len(), 32);
+    assert_eq!(ops.len(), 33);
     let mut seen: Vec<&str> = ops.clone();
     seen.sort_unstable();
     seen.dedup();

@@ -78,6 +78,13 @@ pub enum Call {
         len: u64,
         flags: u64,
     },
+    RemapFilePages {
+        start: u64,
+        size: u64,
+        prot: u64,
+        pgoff: u64,
+        flags: u64,
+    },
     Setrlimit {
         resource: u64,
         soft: u64,
@@ -154,6 +161,7 @@ impl Call {
             Call::Msync { .. } => "msync",
             Call::Mincore { .. } => "mincore",
             Call::Mseal { .. } => "mseal",
+            Call::RemapFilePages { .. } => "remap_file_pages",
             Call::Setrlimit { .. } => "setrlimit",
             Call::Open { .. } => "open",
             Call::Close { .. } => "close",

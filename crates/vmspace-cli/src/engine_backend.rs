@@ -219,6 +219,13 @@ impl EngineBackend {
                 len,
                 flags,
             } => value(s.mseal(pid, a, len, flags)),
+            Call::RemapFilePages {
+                start,
+                size,
+                prot,
+                pgoff,
+                flags,
+            } => value(s.remap_file_pages(pid, start, size, prot, pgoff, flags)),
             Call::Setrlimit {
                 resource,
                 soft,

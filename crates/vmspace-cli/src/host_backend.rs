@@ -41,6 +41,7 @@ mod nr {
     pub const MUNLOCKALL: u64 = 152;
     pub const MLOCK2: u64 = 325;
     pub const MSEAL: u64 = 462;
+    pub const REMAP_FILE_PAGES: u64 = 216;
 }
 
 const MAP_SHARED: u64 = 0x01;
@@ -224,6 +225,13 @@ impl Backend for HostBackend {
             Call::Mseal { addr, len, flags } => {
                 value(p.syscall(nr::MSEAL, [addr, len, flags, 0, 0, 0])?)
             }
+            Call::RemapFilePages {
+                start,
+                size,
+                prot,
+                pgoff,
+                flags,
+            } => value(p.syscall(nr::REMAP_FILE_PAGES, [start, size, prot, pgoff, flags, 0])?),
             Call::Setrlimit {
                 resource,
                 soft,

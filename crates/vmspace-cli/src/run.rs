@@ -174,6 +174,13 @@ pub fn build_call(op: Op, path: Option<String>, a: &[u64]) -> Call {
             len: g(1),
             flags: g(2),
         },
+        Op::RemapFilePages => Call::RemapFilePages {
+            start: g(0),
+            size: g(1),
+            prot: g(2),
+            pgoff: g(3),
+            flags: g(4),
+        },
         Op::Setrlimit => Call::Setrlimit {
             resource: g(0),
             soft: g(1),

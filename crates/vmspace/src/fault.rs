@@ -610,12 +610,11 @@ impl AddressSpace {
     /// copied), except that a page not yet on a list makes the CPU drain its
     /// batches first.
     fn can_reuse_anon(&mut self, k: &mut Kernel, old: Frame) -> bool {
-        if k.phys.mapcount(old) != 1 {
-            return false;
-        }
-        if k.phys.flags(old).contains(FrameFlags::EXCLUSIVE) {
+        if k.phys.flags(old).contains(FrameFlags::EXCLUSIVE) && k.phys.mapcount(old) == 1 {
             return true;
         }
+        // The order matters: a page shared with another process still makes
+        // the CPU drain its batches if it is off the lists.
         if k.phys.refcount(old) > 3 {
             return false;
         }

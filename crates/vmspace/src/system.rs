@@ -363,6 +363,23 @@ impl System {
         r.map(|o| o.addr)
     }
 
+    /// `remap_file_pages(start, size, prot, pgoff, flags)` (see
+    /// [`AddressSpace::remap_file_pages`]).
+    pub fn remap_file_pages(
+        &mut self,
+        pid: Pid,
+        start: u64,
+        size: u64,
+        prot: u64,
+        pgoff: u64,
+        flags: u64,
+    ) -> SysResult<u64> {
+        let (p, k) = self.parts(pid)?;
+        let r = p.mm.remap_file_pages(k, start, size, prot, pgoff, flags);
+        self.settle();
+        r
+    }
+
     /// `munmap(addr, len)`.
     pub fn munmap(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;

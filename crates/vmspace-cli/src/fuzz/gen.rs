@@ -235,7 +235,8 @@ impl Generator {
             630..=669 => self.lock(),
             670..=699 => self.file_op(),
             700..=729 => self.brk(),
-            730..=749 => self.msync(),
+            730..=741 => self.msync(),
+            742..=749 => self.remap_file_pages(),
             750..=779 => {
                 let w = self.who();
                 let (a, room) = self.addr();
@@ -526,6 +527,27 @@ impl Generator {
             "MS_SYNC|MS_ASYNC",
         ]);
         self.lines.push(format!("{w}msync({a}, {l}, {f})"));
+    }
+
+    fn remap_file_pages(&mut self) {
+        let w = self.who();
+        let (a, room) = self.addr_prefer(true);
+        let l = self.len(room);
+        let prot = if self.rng.chance(90) {
+            "0"
+        } else {
+            "PROT_READ"
+        };
+        let pgoff = match self.rng.below(10) {
+            0 => "0xfffffffffffffff0".to_string(),
+            _ => format!("{}", self.rng.below(24)),
+        };
+        let flags = *self
+            .rng
+            .pick(&["0", "0", "0", "MAP_NONBLOCK", "MAP_PRIVATE"]);
+        self.lines.push(format!(
+            "{w}remap_file_pages({a}, {l}, {prot}, {pgoff}, {flags})"
+        ));
     }
 
     fn mseal(&mut self) {

@@ -257,6 +257,7 @@ ops! {
     Msync "msync" 3 3,
     Mincore "mincore" 2 2,
     Mseal "mseal" 3 3,
+    RemapFilePages "remap_file_pages" 5 5,
     Setrlimit "setrlimit" 3 3,
     Open "open" 2 3,
     Close "close" 1 1,
@@ -287,7 +288,7 @@ mod tests {
             let (min, max) = op.arity();
             assert!(min <= max);
         }
-        assert_eq!(Op::ALL.len(), 31);
+        assert_eq!(Op::ALL.len(), 32);
         assert_eq!(Op::from_name("nope"), None);
         assert_eq!(Op::Mremap.arity(), (4, 5));
         assert_eq!(Op::Open.arity(), (2, 3));

@@ -142,6 +142,7 @@ munlockall()
 msync(0, 4K, MS_SYNC)
 mincore(0, 4K)
 mseal(0, 4K, 0)
+remap_file_pages(0, 4K, 0, 1, 0)
 setrlimit(RLIMIT_AS, 1G, RLIM_INFINITY)
 open(\"f\", O_RDWR|O_CREAT)
 open(\"f\", O_RDWR|O_CREAT, 0644)
@@ -163,15 +164,15 @@ exit(0)
 ";
     let s = ok(src);
     let ops: Vec<&str> = s.stmts.iter().map(|st| call(st).op.name()).collect();
-    assert_eq!(ops.len(), 33);
+    assert_eq!(ops.len(), 34);
     let mut seen: Vec<&str> = ops.clone();
     seen.sort_unstable();
     seen.dedup();
     assert_eq!(seen.len(), Op::ALL.len());
-    let open = call(&s.stmts[16]);
+    let open = call(&s.stmts[17]);
     assert_eq!(
         open.args[0],
-        Arg::Str("f".to_string(), Pos { line: 17, col: 6 })
+        Arg::Str("f".to_string(), Pos { line: 18, col: 6 })
     );
 }
 

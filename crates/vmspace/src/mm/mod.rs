@@ -46,6 +46,7 @@ mod msync;
 mod munmap;
 mod pages;
 mod populate;
+mod remap_file_pages;
 mod rlimit;
 mod unmapped_area;
 

@@ -61,6 +61,20 @@ impl System {
         addr: u64,
         len: u64,
         kind: Access,
+        each: impl FnMut(&mut crate::phys::PhysMem, crate::phys::Frame, usize, usize),
+    ) -> Result<(), AccessError> {
+        let r = self.access_pages(pid, addr, len, kind, each);
+        // A fault may have grown a grows-down region.
+        self.sync_files(pid, 0, 0);
+        r
+    }
+
+    fn access_pages(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        kind: Access,
         mut each: impl FnMut(&mut crate::phys::PhysMem, crate::phys::Frame, usize, usize),
     ) -> Result<(), AccessError> {
         let mut cur = addr;

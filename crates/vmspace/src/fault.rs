@@ -431,6 +431,7 @@ impl AddressSpace {
         grown.attrs.pgoff -= grow;
         self.reshape(vma.start(), &grown).map_err(|_| ())?;
         self.account_new(vma.flags(), grow);
+        self.note_regions_grown(grown.start(), grown.end());
         Ok(grown)
     }
 

@@ -90,6 +90,20 @@ impl System {
         addr: u64,
         len: u64,
         write: bool,
+        each: impl FnMut(&mut crate::phys::PhysMem, crate::phys::Frame, usize, usize),
+    ) -> SysResult<()> {
+        let r = self.remote_access_pages(pid, addr, len, write, each);
+        // The access may have grown a grows-down region.
+        self.sync_files(pid, 0, 0);
+        r
+    }
+
+    fn remote_access_pages(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        write: bool,
         mut each: impl FnMut(&mut crate::phys::PhysMem, crate::phys::Frame, usize, usize),
     ) -> SysResult<()> {
         // /proc/PID/mem is read and written with pread/pwrite at the

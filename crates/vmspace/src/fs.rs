@@ -209,7 +209,9 @@ impl System {
 
     /// `unmap_mapping_range`: removes, in every process, the entries that
     /// map file pages `[first, last]` of `inode`; with `even_cows` also the
-    /// private copies made of them.
+    /// private copies made of them. The regions come from the file's
+    /// interval tree, in its order (`vma_interval_tree_foreach`), each
+    /// zapped as `zap_page_range_single` does (sampling `hiwater_rss`).
     pub(crate) fn unmap_mapping_range(
         &mut self,
         inode: InodeId,
@@ -217,40 +219,27 @@ impl System {
         last: u64,
         even_cows: bool,
     ) {
-        let pids: alloc::vec::Vec<Pid> = self.pids().collect();
-        for pid in pids {
+        for (pid, start) in self.file_rmap().mappers(inode, first, last) {
             let Ok((p, k)) = self.parts(pid) else {
                 continue;
             };
-            let ranges: alloc::vec::Vec<(crate::vma::Vma, u64, u64)> =
-                p.mm.vmas()
-                    .filter(|v| {
-                        v.attrs
-                            .file
-                            .and_then(|f| k.files.file(f))
-                            .is_some_and(|f| f.inode == inode)
-                    })
-                    .filter_map(|v| {
-                        let lo = first.max(v.attrs.pgoff);
-                        let hi = last.min(v.attrs.pgoff + v.pages() - 1);
-                        (lo <= hi).then(|| {
-                            (
-                                v,
-                                v.start() + ((lo - v.attrs.pgoff) << 12),
-                                v.start() + ((hi - v.attrs.pgoff + 1) << 12),
-                            )
-                        })
-                    })
-                    .collect();
+            let Some(v) = p.mm.vma_containing(start) else {
+                continue;
+            };
+            let lo = first.max(v.attrs.pgoff);
+            let hi = last.min(v.attrs.pgoff + v.pages() - 1);
+            if lo > hi {
+                continue;
+            }
+            let a = v.start() + ((lo - v.attrs.pgoff) << 12);
+            let b = v.start() + ((hi - v.attrs.pgoff + 1) << 12);
             p.mm.mem.update_hiwater();
-            for (v, a, b) in ranges {
-                if v.flags().contains(crate::VmFlags::SHARED) || even_cows {
-                    p.mm.zap_range(k, &v, a, b);
-                } else {
-                    p.mm.zap_range_if(k, &v, a, b, |phys, f| {
-                        !phys.flags(f).contains(FrameFlags::ANON)
-                    });
-                }
+            if v.flags().contains(crate::VmFlags::SHARED) || even_cows {
+                p.mm.zap_range(k, &v, a, b);
+            } else {
+                p.mm.zap_range_if(k, &v, a, b, |phys, f| {
+                    !phys.flags(f).contains(FrameFlags::ANON)
+                });
             }
         }
     }

@@ -40,6 +40,31 @@ impl System {
         let (owner, index_low) = phys.owner(frame);
         let anon = phys.flags(frame).contains(FrameFlags::ANON);
         let mut out = Vec::new();
+        if !anon {
+            // rmap_walk_file: the regions the file's interval tree has over
+            // the page's offset (a frame keeps the low 32 bits of its index,
+            // so every offset with those bits is a candidate).
+            let inode = crate::file::InodeId(owner);
+            let idx = u64::from(index_low);
+            let mut regions = self.file_rmap().mappers(inode, idx, idx);
+            regions.extend(self.file_rmap().mappers(inode, 1 << 32, u64::MAX));
+            regions.sort_unstable();
+            regions.dedup();
+            for (pid, start) in regions {
+                let Some(p) = self.process(pid) else { continue };
+                let Some(v) = p.mm.vma_containing(start) else {
+                    continue;
+                };
+                for addr in addresses_of(&v, index_low) {
+                    let e = p.mm.pte(phys, addr);
+                    if pgtable::pte_present(e) && pgtable::pte_frame(e) == frame {
+                        out.push((pid, addr));
+                    }
+                }
+            }
+            out.sort_unstable();
+            return out;
+        }
         for pid in self.pids() {
             let Some(p) = self.process(pid) else { continue };
             for v in p.mm.vmas() {

@@ -239,6 +239,9 @@ pub struct System {
     pub kernel: Kernel,
     procs: BTreeMap<Pid, Process>,
     next_pid: Pid,
+    /// Which regions of which processes map each file (see
+    /// [`crate::file_rmap`]).
+    file_rmap: crate::file_rmap::FileRmap,
 }
 
 impl System {
@@ -247,6 +250,7 @@ impl System {
         System {
             kernel: Kernel::new(params),
             procs: BTreeMap::new(),
+            file_rmap: crate::file_rmap::FileRmap::default(),
             next_pid: 1,
         }
     }
@@ -266,7 +270,36 @@ impl System {
                 vsyscall,
             },
         );
+        self.sync_files_all(pid);
         pid
+    }
+
+    /// The file reverse map: which regions map each file.
+    pub fn file_rmap(&self) -> &crate::file_rmap::FileRmap {
+        &self.file_rmap
+    }
+
+    /// After a call that may have changed `pid`'s regions over
+    /// `[addr, addr + len)`: the file reverse map follows.
+    pub(crate) fn sync_files(&mut self, pid: Pid, addr: u64, len: u64) {
+        let lo = addr & !0xfff;
+        let hi = addr.saturating_add(len).saturating_add(0xfff) & !0xfff;
+        if let Some(p) = self.procs.get_mut(&pid) {
+            if let Some((glo, ghi)) = p.mm.take_regions_grown() {
+                self.file_rmap
+                    .resync(pid, &p.mm, &self.kernel.files, glo, ghi);
+            }
+            self.file_rmap
+                .resync(pid, &p.mm, &self.kernel.files, lo, hi.max(lo));
+        }
+    }
+
+    /// [`sync_files`](Self::sync_files) for every region of `pid`.
+    pub(crate) fn sync_files_all(&mut self, pid: Pid) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            let _ = p.mm.take_regions_grown();
+            self.file_rmap.resync_all(pid, &p.mm, &self.kernel.files);
+        }
     }
 
     /// Starts the default process: a freshly executed static executable
@@ -359,6 +392,13 @@ impl System {
         };
         let r =
             p.mm.mmap(k, addr, len, prot, flags, file, off >> PAGE_SHIFT);
+        match &r {
+            Ok(o) => self.sync_files(pid, o.addr, len),
+            Err(_) if flags & (uapi::MAP_FIXED | uapi::MAP_FIXED_NOREPLACE) != 0 => {
+                self.sync_files(pid, addr, len)
+            }
+            Err(_) => {}
+        }
         self.settle();
         r.map(|o| o.addr)
     }
@@ -376,6 +416,7 @@ impl System {
     ) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
         let r = p.mm.remap_file_pages(k, start, size, prot, pgoff, flags);
+        self.sync_files(pid, start, size);
         self.settle();
         r
     }
@@ -384,6 +425,7 @@ impl System {
     pub fn munmap(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
         let r = p.mm.munmap(k, addr, len);
+        self.sync_files(pid, addr, len);
         self.settle();
         r.map(|_| 0)
     }
@@ -391,7 +433,9 @@ impl System {
     /// `mprotect(addr, len, prot)`.
     pub fn mprotect(&mut self, pid: Pid, addr: u64, len: u64, prot: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
-        p.mm.mprotect(k, addr, len, prot)
+        let r = p.mm.mprotect(k, addr, len, prot);
+        self.sync_files(pid, addr, len);
+        r
     }
 
     /// `mremap(old, old_size, new_size, flags, new_addr)`; returns the address.
@@ -406,6 +450,12 @@ impl System {
     ) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
         let r = p.mm.mremap(k, old, old_size, new_size, flags, new_addr);
+        self.sync_files(pid, old, old_size.max(new_size));
+        match r {
+            Ok(a) => self.sync_files(pid, a, new_size),
+            Err(_) if flags & uapi::MREMAP_FIXED != 0 => self.sync_files(pid, new_addr, new_size),
+            Err(_) => {}
+        }
         self.settle();
         r
     }
@@ -413,7 +463,10 @@ impl System {
     /// `brk(addr)`: the new break, or the old one on failure.
     pub fn brk(&mut self, pid: Pid, addr: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
+        let old = p.mm.layout.brk;
         let r = p.mm.brk(k, addr);
+        let (lo, hi) = (old.min(r), old.max(r));
+        self.sync_files(pid, lo, hi - lo);
         self.settle();
         Ok(r)
     }
@@ -445,6 +498,7 @@ impl System {
             _ => Vec::new(),
         };
         let r = p.mm.madvise(k, addr, len, advice);
+        self.sync_files(pid, addr, len);
         for (inode, lo, hi) in holes {
             self.punch_hole(inode, lo, hi);
         }
@@ -459,31 +513,41 @@ impl System {
     /// `mlock2(addr, len, flags)`.
     pub fn mlock2(&mut self, pid: Pid, addr: u64, len: u64, flags: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
-        p.mm.mlock2(k, addr, len, flags)
+        let r = p.mm.mlock2(k, addr, len, flags);
+        self.sync_files(pid, addr, len);
+        r
     }
 
     /// `munlock(addr, len)`.
     pub fn munlock(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
-        p.mm.munlock(k, addr, len)
+        let r = p.mm.munlock(k, addr, len);
+        self.sync_files(pid, addr, len);
+        r
     }
 
     /// `mlockall(flags)`.
     pub fn mlockall(&mut self, pid: Pid, flags: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
-        p.mm.mlockall(k, flags)
+        let r = p.mm.mlockall(k, flags);
+        self.sync_files_all(pid);
+        r
     }
 
     /// `munlockall()`.
     pub fn munlockall(&mut self, pid: Pid) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
-        p.mm.munlockall(k)
+        let r = p.mm.munlockall(k);
+        self.sync_files_all(pid);
+        r
     }
 
     /// `mseal(addr, len, flags)`.
     pub fn mseal(&mut self, pid: Pid, addr: u64, len: u64, flags: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
-        p.mm.mseal(k, addr, len, flags)
+        let r = p.mm.mseal(k, addr, len, flags);
+        self.sync_files(pid, addr, len);
+        r
     }
 
     /// `setrlimit(resource, soft, hard)`.
@@ -521,6 +585,7 @@ impl System {
     /// accounted regions returned.
     pub fn exit(&mut self, pid: Pid) -> SysResult<()> {
         let mut p = self.procs.remove(&pid).ok_or(Errno::ESRCH)?;
+        self.file_rmap.forget(pid);
         self.kernel.teardown(&mut p.mm);
         self.settle();
         Ok(())
@@ -538,6 +603,10 @@ impl System {
         let zero = phys.zero_page();
         let mut refs: BTreeMap<crate::phys::Frame, (u32, u32)> = BTreeMap::new();
         refs.insert(zero, (1, 0));
+        self.file_rmap.check(
+            self.procs.iter().map(|(&pid, p)| (pid, &p.mm)),
+            &self.kernel.files,
+        )?;
         for p in self.procs.values() {
             p.mm.check()?;
             p.mm.check_pages(&self.kernel)?;

@@ -136,6 +136,10 @@ pub struct AddressSpace {
     /// The neighbours of the regions an unmap just took out, while their
     /// pages are torn down (see [`Hole`]).
     hole: Option<Hole>,
+    /// The addresses of regions that grew without a call naming them (a
+    /// grows-down region extended by a fault), for the owner to pick up
+    /// ([`take_regions_grown`](Self::take_regions_grown)).
+    regions_grown: Option<(u64, u64)>,
 }
 
 /// The neighbours of a run of regions just taken out of the tree, known
@@ -168,7 +172,23 @@ impl AddressSpace {
             caps: Capabilities::default(),
             mem: crate::fault::MemState::default(),
             hole: None,
+            regions_grown: None,
         }
+    }
+
+    /// Records that the regions over `[lo, hi)` changed outside a call
+    /// that says so (see [`take_regions_grown`](Self::take_regions_grown)).
+    pub(crate) fn note_regions_grown(&mut self, lo: u64, hi: u64) {
+        self.regions_grown = Some(match self.regions_grown {
+            Some((a, b)) => (a.min(lo), b.max(hi)),
+            None => (lo, hi),
+        });
+    }
+
+    /// The address range whose regions changed during memory accesses
+    /// (stack growth) since the last call, if any; clears it.
+    pub fn take_regions_grown(&mut self) -> Option<(u64, u64)> {
+        self.regions_grown.take()
     }
 
     // ----- looking things up -------------------------------------------

@@ -106,7 +106,19 @@ impl FileRmap {
 
     /// Brings `pid`'s entries over `[lo, hi)` (and whatever regions a
     /// split or merge there reached) in line with its regions now.
-    pub fn resync(&mut self, pid: Pid, mm: &AddressSpace, files: &FileTable, lo: u64, hi: u64) {
+    /// `may_add` says whether the call could have made a file region where
+    /// there was none (a file or shared mapping, a move); without it, a
+    /// range where the process had no file region needs nothing, and that
+    /// is the common case, anonymous memory.
+    pub fn resync(
+        &mut self,
+        pid: Pid,
+        mm: &AddressSpace,
+        files: &FileTable,
+        lo: u64,
+        hi: u64,
+        may_add: bool,
+    ) {
         if lo >= hi {
             return;
         }
@@ -114,6 +126,13 @@ impl FileRmap {
         // region that touches the range (a region ending at `lo` may have
         // merged with one starting there).
         let (mut lo, mut hi) = (lo.saturating_sub(1), hi.saturating_add(1));
+        let had = self
+            .by_pid
+            .get(&pid)
+            .is_some_and(|m| m.range(..hi).next_back().is_some_and(|(_, e)| e.end > lo));
+        if !had && (!may_add || !mm.vmas_in(lo, hi).any(|v| v.attrs.file.is_some())) {
+            return;
+        }
         loop {
             let (mut nlo, mut nhi) = (lo, hi);
             for (s, e) in self.old_overlapping(pid, lo, hi) {

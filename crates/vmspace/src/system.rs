@@ -281,16 +281,18 @@ impl System {
 
     /// After a call that may have changed `pid`'s regions over
     /// `[addr, addr + len)`: the file reverse map follows.
-    pub(crate) fn sync_files(&mut self, pid: Pid, addr: u64, len: u64) {
+    /// `may_add`: the call could have made a file (or shared) region where
+    /// the process had none.
+    pub(crate) fn sync_files(&mut self, pid: Pid, addr: u64, len: u64, may_add: bool) {
         let lo = addr & !0xfff;
         let hi = addr.saturating_add(len).saturating_add(0xfff) & !0xfff;
         if let Some(p) = self.procs.get_mut(&pid) {
             if let Some((glo, ghi)) = p.mm.take_regions_grown() {
                 self.file_rmap
-                    .resync(pid, &p.mm, &self.kernel.files, glo, ghi);
+                    .resync(pid, &p.mm, &self.kernel.files, glo, ghi, true);
             }
             self.file_rmap
-                .resync(pid, &p.mm, &self.kernel.files, lo, hi.max(lo));
+                .resync(pid, &p.mm, &self.kernel.files, lo, hi.max(lo), may_add);
         }
     }
 
@@ -390,12 +392,14 @@ impl System {
             }
             None
         };
+        // A file mapping, or shared anonymous memory (a shmem object).
+        let file_backed = file.is_some() || flags & uapi::MAP_TYPE != uapi::MAP_PRIVATE;
         let r =
             p.mm.mmap(k, addr, len, prot, flags, file, off >> PAGE_SHIFT);
         match &r {
-            Ok(o) => self.sync_files(pid, o.addr, len),
+            Ok(o) => self.sync_files(pid, o.addr, len, file_backed),
             Err(_) if flags & (uapi::MAP_FIXED | uapi::MAP_FIXED_NOREPLACE) != 0 => {
-                self.sync_files(pid, addr, len)
+                self.sync_files(pid, addr, len, file_backed)
             }
             Err(_) => {}
         }
@@ -416,7 +420,7 @@ impl System {
     ) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
         let r = p.mm.remap_file_pages(k, start, size, prot, pgoff, flags);
-        self.sync_files(pid, start, size);
+        self.sync_files(pid, start, size, true);
         self.settle();
         r
     }
@@ -425,7 +429,7 @@ impl System {
     pub fn munmap(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
         let r = p.mm.munmap(k, addr, len);
-        self.sync_files(pid, addr, len);
+        self.sync_files(pid, addr, len, false);
         self.settle();
         r.map(|_| 0)
     }
@@ -434,7 +438,7 @@ impl System {
     pub fn mprotect(&mut self, pid: Pid, addr: u64, len: u64, prot: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
         let r = p.mm.mprotect(k, addr, len, prot);
-        self.sync_files(pid, addr, len);
+        self.sync_files(pid, addr, len, false);
         r
     }
 
@@ -450,10 +454,12 @@ impl System {
     ) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
         let r = p.mm.mremap(k, old, old_size, new_size, flags, new_addr);
-        self.sync_files(pid, old, old_size.max(new_size));
+        self.sync_files(pid, old, old_size.max(new_size), true);
         match r {
-            Ok(a) => self.sync_files(pid, a, new_size),
-            Err(_) if flags & uapi::MREMAP_FIXED != 0 => self.sync_files(pid, new_addr, new_size),
+            Ok(a) => self.sync_files(pid, a, new_size, true),
+            Err(_) if flags & uapi::MREMAP_FIXED != 0 => {
+                self.sync_files(pid, new_addr, new_size, true)
+            }
             Err(_) => {}
         }
         self.settle();
@@ -466,7 +472,7 @@ impl System {
         let old = p.mm.layout.brk;
         let r = p.mm.brk(k, addr);
         let (lo, hi) = (old.min(r), old.max(r));
-        self.sync_files(pid, lo, hi - lo);
+        self.sync_files(pid, lo, hi - lo, false);
         self.settle();
         Ok(r)
     }
@@ -498,7 +504,7 @@ impl System {
             _ => Vec::new(),
         };
         let r = p.mm.madvise(k, addr, len, advice);
-        self.sync_files(pid, addr, len);
+        self.sync_files(pid, addr, len, false);
         for (inode, lo, hi) in holes {
             self.punch_hole(inode, lo, hi);
         }
@@ -514,7 +520,7 @@ impl System {
     pub fn mlock2(&mut self, pid: Pid, addr: u64, len: u64, flags: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
         let r = p.mm.mlock2(k, addr, len, flags);
-        self.sync_files(pid, addr, len);
+        self.sync_files(pid, addr, len, false);
         r
     }
 
@@ -522,7 +528,7 @@ impl System {
     pub fn munlock(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
         let r = p.mm.munlock(k, addr, len);
-        self.sync_files(pid, addr, len);
+        self.sync_files(pid, addr, len, false);
         r
     }
 
@@ -546,7 +552,7 @@ impl System {
     pub fn mseal(&mut self, pid: Pid, addr: u64, len: u64, flags: u64) -> SysResult<u64> {
         let (p, k) = self.parts(pid)?;
         let r = p.mm.mseal(k, addr, len, flags);
-        self.sync_files(pid, addr, len);
+        self.sync_files(pid, addr, len, false);
         r
     }
 

@@ -653,14 +653,13 @@ impl AddressSpace {
         let merge_right = !special
             && next.is_some_and(|n| {
                 can_merge(&attrs, pages, &n.attrs)
+                    // Merging both ways also needs prev's and next's
+                    // anon_vmas to agree with each other; whether either
+                    // was inherited is not asked again here (each side's
+                    // check against the new range did that).
                     && (!merge_left
                         || prev.is_some_and(|p| {
-                            anon_compatible(
-                                p.attrs.anon_vma,
-                                p.attrs.anon_inherited,
-                                n.attrs.anon_vma,
-                                n.attrs.anon_inherited,
-                            )
+                            anon_compatible(p.attrs.anon_vma, false, n.attrs.anon_vma, false)
                         }))
             });
         match (prev.zip(pa), next.zip(na), merge_left, merge_right) {

@@ -167,6 +167,11 @@ impl AddressSpace {
             }
             let mut attrs = vma.attrs;
             attrs.pgoff = vma.pgoff_at(vma.end());
+            // vma_merge_extend merges the added range as a new one carrying
+            // the region's anon_vma, with no source region to have
+            // inherited it: a next region without one may join even when
+            // this region's anon_vma came from a parent.
+            attrs.anon_inherited = false;
             if let Err(e) = self.map_new_range(vma.end(), vma.end() + delta, attrs, false) {
                 k.vm_unacct_memory(charged);
                 return Err(e);

@@ -244,17 +244,21 @@ fn dup_mmap_into(
         // the parent has one, whether or not anything in it is present.
         let mut va = v.start();
         while va < v.end() {
-            if ptables.slot(&k.phys, va).is_some() {
-                if child.mem.tables.is_none() {
-                    child.mem.tables =
-                        Some(PageTables::new(&mut k.phys).map_err(|_| Errno::ENOMEM)?);
+            match ptables.slot_or_next(&k.phys, va) {
+                Ok(_) => {
+                    if child.mem.tables.is_none() {
+                        child.mem.tables =
+                            Some(PageTables::new(&mut k.phys).map_err(|_| Errno::ENOMEM)?);
+                    }
+                    if let Some(t) = child.mem.tables.as_mut() {
+                        t.ensure_pte_table(&mut k.phys, va)
+                            .map_err(|_| Errno::ENOMEM)?;
+                    }
+                    va = ((va >> 21) + 1) << 21;
                 }
-                if let Some(t) = child.mem.tables.as_mut() {
-                    t.ensure_pte_table(&mut k.phys, va)
-                        .map_err(|_| Errno::ENOMEM)?;
-                }
+                // Nothing mapped in the span a missing table covers.
+                Err(next) => va = next,
             }
-            va = ((va >> 21) + 1) << 21;
         }
         let Some(ctables) = child.mem.tables.as_ref() else {
             continue;

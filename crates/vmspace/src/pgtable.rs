@@ -143,6 +143,25 @@ impl PageTables {
         })
     }
 
+    /// The leaf slot for `va`, or where the next one could be: the start of
+    /// the next span the missing table would have covered (2 MiB, 1 GiB or
+    /// 512 GiB), so that a walk over a huge, sparse range skips it whole.
+    pub fn slot_or_next(&self, phys: &PhysMem, va: u64) -> Result<Slot, u64> {
+        let mut table = self.root;
+        for (level, shift) in SHIFTS.iter().take(3).enumerate() {
+            let e = phys.read_u64(table, index(va, level) * 8);
+            if e & PRESENT == 0 {
+                let span = 1u64 << shift;
+                return Err((va & !(span - 1)).saturating_add(span));
+            }
+            table = Frame::containing(e & ADDR_MASK);
+        }
+        Ok(Slot {
+            table,
+            index: index(va, 3),
+        })
+    }
+
     /// The leaf slot for `va`, allocating missing tables.
     pub fn slot_alloc(&mut self, phys: &mut PhysMem, va: u64) -> Result<Slot, OutOfMemory> {
         let mut table = self.root;

@@ -258,10 +258,13 @@ pub fn gather_stats(p: &Process, k: &Kernel, v: &Vma) -> MemSizeStats {
     let locked = v.flags().contains(VmFlags::LOCKED);
     let mut va = v.start();
     while va < v.end() {
-        let Some(slot) = tables.slot(phys, va) else {
-            // No PTE table: skip to the next 2 MiB boundary.
-            va = ((va >> 21) + 1) << 21;
-            continue;
+        let slot = match tables.slot_or_next(phys, va) {
+            Ok(s) => s,
+            // No table down to here: skip what it would have covered.
+            Err(next) => {
+                va = next;
+                continue;
+            }
         };
         let e = pgtable::read(phys, slot);
         va += 4096;

@@ -234,6 +234,11 @@ impl PageCache {
             .map(|(&(_, i), &f)| (i, f))
     }
 
+    /// Every cached page: `((inode, index), frame)`, in order.
+    pub fn entries(&self) -> impl Iterator<Item = ((InodeId, u64), Frame)> + '_ {
+        self.pages.iter().map(|(&k, &f)| (k, f))
+    }
+
     /// Every cached frame.
     pub fn frames(&self) -> impl Iterator<Item = Frame> + '_ {
         self.pages.values().copied()
@@ -523,12 +528,7 @@ impl AddressSpace {
         page: u64,
         zeroed: bool,
     ) -> Result<Frame, FaultError> {
-        let frame = if zeroed {
-            k.phys.alloc()
-        } else {
-            k.phys.alloc_for_copy()
-        }
-        .ok_or(FaultError::OutOfMemory)?;
+        let frame = k.alloc_user_frame(!zeroed).ok_or(FaultError::OutOfMemory)?;
         let flags = FrameFlags::ANON | FrameFlags::SWAPBACKED | FrameFlags::EXCLUSIVE;
         k.phys.set_flags(frame, flags);
         // folio_add_lru_vma: a locked region's pages go to the mlock batch.
@@ -643,6 +643,15 @@ impl AddressSpace {
         };
         let size = k.files.inode(inode_id).map_or(0, |i| i.size);
         let index = vma.pgoff_at(page);
+        // A shared writable mapping of a disk file tracks dirtying
+        // (vma_wants_writenotify): a read maps the page read-only, so the
+        // first store faults and marks it dirty. tmpfs needs no such
+        // tracking.
+        let prot = if !write && k.is_disk(inode_id) {
+            prot & !bits::RW
+        } else {
+            prot
+        };
         // do_read_fault maps the cached neighbours first, so they are mapped
         // even when the faulting page itself lies past the end of the file.
         if !write {
@@ -666,15 +675,16 @@ impl AddressSpace {
                 addr,
             }));
         }
-        let cached = match k.cache.get(inode_id, index) {
-            Some(f) => f,
-            None => {
-                let f = k.phys.alloc().ok_or(FaultError::OutOfMemory)?;
-                k.phys.set_flags(f, FrameFlags::SWAPBACKED);
-                k.phys.set_owner(f, inode_id.0, index);
-                k.cache.insert(inode_id, index, f);
-                k.phys.lru_add(f);
-                f
+        let cached = match k.cache_page(inode_id, index) {
+            Ok(f) => f,
+            Err(crate::disk::CacheError::OutOfMemory) => return Err(FaultError::OutOfMemory),
+            // The storage could not read it: VM_FAULT_SIGBUS.
+            Err(crate::disk::CacheError::Io) => {
+                return Err(FaultError::Signal(SigInfo {
+                    signo: SIGBUS,
+                    code: BUS_ADRERR,
+                    addr,
+                }))
             }
         };
         if write && !shared {

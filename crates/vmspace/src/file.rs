@@ -30,6 +30,9 @@ pub enum InodeKind {
     /// A file imported from a real process's maps: shown as it was, and
     /// mapped read-only (its contents are not known).
     Imported,
+    /// A regular file on a disk file system, its pages in the embedder's
+    /// storage (see [`crate::store`]).
+    Disk(crate::store::StoreFile),
 }
 
 /// Device numbers as `/proc/PID/maps` prints them (`major:minor`).

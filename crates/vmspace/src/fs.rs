@@ -129,32 +129,29 @@ impl System {
     /// the file grows to cover the write.
     fn write_inode(&mut self, inode: InodeId, offset: u64, count: u64, byte: u8) -> SysResult<()> {
         let k = &mut self.kernel;
-        let shmem = k
-            .files
-            .inode(inode)
-            .is_some_and(|i| matches!(i.kind, InodeKind::Tmpfs | InodeKind::ShmemAnon));
+        let disk = k.is_disk(inode);
         let mut pos = offset;
         let end = offset + count;
         while pos < end {
             let index = pos >> 12;
             // shmem_get_folio(SGP_WRITE) marks the page accessed; a new
-            // page starts referenced.
-            let frame = match k.cache.get(inode, index) {
-                Some(f) => {
+            // page starts referenced. A disk file's page is read in first
+            // (the write may cover only part of it).
+            let frame = match (k.cache.get(inode, index), disk) {
+                (Some(f), false) => {
                     k.phys.mark_accessed(f);
                     f
                 }
-                None => {
-                    let f = k.phys.alloc().ok_or(Errno::ENOSPC)?;
-                    let fl = if shmem {
-                        FrameFlags::SWAPBACKED
-                    } else {
-                        FrameFlags::empty()
-                    };
-                    k.phys.set_flags(f, fl | FrameFlags::REFERENCED);
-                    k.phys.set_owner(f, inode.0, index);
-                    k.cache.insert(inode, index, f);
-                    k.phys.lru_add(f);
+                (Some(f), true) => f,
+                (None, _) => {
+                    let f = k.cache_page(inode, index).map_err(|e| match e {
+                        crate::disk::CacheError::OutOfMemory => Errno::ENOSPC,
+                        crate::disk::CacheError::Io => Errno::EIO,
+                    })?;
+                    if !disk {
+                        let fl = k.phys.flags(f);
+                        k.phys.set_flags(f, fl | FrameFlags::REFERENCED);
+                    }
                     f
                 }
             };
@@ -260,9 +257,16 @@ impl System {
 
     /// `msync(addr, len, flags)`.
     pub fn msync(&mut self, pid: Pid, addr: u64, len: u64, flags: u64) -> SysResult<u64> {
-        self.process(pid)
+        let r = self
+            .process(pid)
             .ok_or(Errno::ESRCH)?
             .mm
-            .msync(addr, len, flags)
+            .msync(addr, len, flags)?;
+        // MS_SYNC writes disk files' dirty pages back (vfs_fsync_range);
+        // MS_ASYNC does nothing on Linux since 2.6.19.
+        if flags & crate::uapi::MS_SYNC != 0 {
+            self.msync_writeback(pid, addr & !0xfff, crate::addr::page_align(len))?;
+        }
+        Ok(r)
     }
 }

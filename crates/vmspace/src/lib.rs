@@ -24,6 +24,7 @@ pub mod vma;
 pub use addr::VirtAddr;
 pub use errno::{Errno, SysResult};
 pub use flags::VmFlags;
+pub mod disk;
 pub mod exec;
 pub mod fault;
 pub mod file;
@@ -39,6 +40,7 @@ pub mod pgtable;
 pub mod phys;
 pub mod procfs;
 pub mod rmap;
+pub mod store;
 pub mod system;
 
 pub use mm::AddressSpace;

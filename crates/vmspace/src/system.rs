@@ -44,6 +44,8 @@ pub struct Kernel {
     pub phys: crate::phys::PhysMem,
     /// Pages of shared-memory objects and files.
     pub cache: crate::fault::PageCache,
+    /// The storage behind disk files, if the embedder gave one.
+    pub(crate) store: crate::store::StoreSlot,
 }
 
 impl Kernel {
@@ -59,6 +61,7 @@ impl Kernel {
             shmem_charge: BTreeMap::new(),
             next_anon_vma: 1,
             anon_vma_parent: BTreeMap::new(),
+            store: crate::store::StoreSlot::default(),
         }
     }
 

@@ -489,6 +489,12 @@ impl AddressSpace {
             return Ok(());
         }
         let vma = self.anon_vma_prepare(k, vma);
+        // The page table first (__handle_mm_fault allocates it before the
+        // page), so that running out of memory there leaves no page behind.
+        let slot = self
+            .tables(&mut k.phys)?
+            .slot_alloc(&mut k.phys, page)
+            .map_err(|_| FaultError::OutOfMemory)?;
         let frame = self.new_anon_page(k, &vma, page)?;
         // pte_mkwrite(pte_mkdirty()) only for a writable region: a forced
         // write into a read-only one leaves the entry clean and read-only.
@@ -496,18 +502,8 @@ impl AddressSpace {
         if vma.flags().contains(VmFlags::WRITE) {
             pte |= bits::RW | bits::DIRTY;
         }
-        let slot = self.tables(&mut k.phys)?.slot_alloc(&mut k.phys, page);
-        match slot {
-            Ok(s) => {
-                pgtable::write(&mut k.phys, s, pte);
-                Ok(())
-            }
-            Err(_) => {
-                k.phys.put(frame);
-                self.mem.rss_anon.add(-1);
-                Err(FaultError::OutOfMemory)
-            }
-        }
+        pgtable::write(&mut k.phys, slot, pte);
+        Ok(())
     }
 
     /// A fresh anonymous page for `page` of `vma`, counted and reverse-mapped.
@@ -688,14 +684,15 @@ impl AddressSpace {
             }
         };
         if write && !shared {
-            // Private write: copy the page (do_cow_fault).
-            let frame = self.new_anon_page(k, &vma, page)?;
-            let src = *k.phys.data(cached);
-            k.phys.data_mut(frame).copy_from_slice(&src);
+            // Private write: copy the page (do_cow_fault), its entry's
+            // table first.
             let slot = self
                 .tables(&mut k.phys)?
                 .slot_alloc(&mut k.phys, page)
                 .map_err(|_| FaultError::OutOfMemory)?;
+            let frame = self.new_anon_page(k, &vma, page)?;
+            let src = *k.phys.data(cached);
+            k.phys.data_mut(frame).copy_from_slice(&src);
             pgtable::write(
                 &mut k.phys,
                 slot,
@@ -755,6 +752,12 @@ impl AddressSpace {
             }));
         }
         let counted = name == "[vdso]";
+        // The entry's slot first, so that running out of memory there
+        // leaves no page behind.
+        let slot = self
+            .tables(&mut k.phys)?
+            .slot_alloc(&mut k.phys, page)
+            .map_err(|_| FaultError::OutOfMemory)?;
         let frame = if counted {
             let f = k.phys.alloc().ok_or(FaultError::OutOfMemory)?;
             k.phys.add_mapcount(f, 1);
@@ -763,10 +766,6 @@ impl AddressSpace {
         } else {
             k.phys.zero_page()
         };
-        let slot = self
-            .tables(&mut k.phys)?
-            .slot_alloc(&mut k.phys, page)
-            .map_err(|_| FaultError::OutOfMemory)?;
         let special = if counted { 0 } else { bits::SPECIAL };
         pgtable::write(&mut k.phys, slot, pgtable::make_pte(frame, prot | special));
         Ok(())

@@ -610,6 +610,25 @@ impl State {
                 ));
                 self.no_esrch(&r);
             }
+            Kind::Open if u.ratio(1u8, 4)? => {
+                // A disk file: one of the storage's, or one it lacks.
+                let file = vmspace::store::StoreFile(u.int_in_range(1u64..=3)?);
+                let size = match u.int_in_range(0u8..=3)? {
+                    0 => 0,
+                    1 => u.int_in_range(0u64..=16)? * PAGE,
+                    2 => u.int_in_range(0u64..=16 * PAGE)?,
+                    _ => 8 * PAGE,
+                };
+                let writable = bool::arbitrary(u)?;
+                let dev = vmspace::file::Dev { major: 8, minor: 1 };
+                let r = self
+                    .sys
+                    .open_disk_file(pid, "/disk/f", dev, file.0, file, size, writable);
+                log(format!(
+                    "[{pid}] open_disk_file({file:?}, size {size:#x}, writable {writable}) = {r:?}"
+                ));
+                self.no_esrch(&r);
+            }
             Kind::Open => {
                 let path = *u.choose(&[
                     "a",
@@ -907,6 +926,12 @@ fn run(data: &[u8]) {
         returned: Vec::new(),
         uncharged_stack: false,
     };
+    // Disk files (see Kind::Open): two in the storage, a third missing.
+    let mut disk = vmspace::store::MemStore::default();
+    disk.files
+        .insert(vmspace::store::StoreFile(1), vec![0x5a; 8 * PAGE as usize]);
+    disk.files.insert(vmspace::store::StoreFile(2), Vec::new());
+    st.sys.set_store(disk);
     let pid = st.sys.spawn_default();
     log(format!("spawn_default() = {pid}"));
     st.check_invariants();

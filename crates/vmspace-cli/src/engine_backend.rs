@@ -25,6 +25,9 @@ pub struct EngineBackend {
     /// start, or right after the fork that made it): `faults()` prints
     /// what was added since.
     fault_base: std::collections::BTreeMap<Pid, (u64, u64)>,
+    /// The host files the scenario opened (`open("host:/...")`), the
+    /// storage behind them.
+    host_files: crate::host_files::HostFiles,
 }
 
 impl EngineBackend {
@@ -47,6 +50,8 @@ impl EngineBackend {
                 .map_err(|_| format!("invalid machine parameter {}={}", p.key, p.value))?;
         }
         let mut sys = System::new(params);
+        let host_files = crate::host_files::HostFiles::default();
+        sys.set_store(host_files.clone());
         let main = match &config.start {
             StartState::Exec => sys.spawn_default(),
             StartState::Snapshot(snap) => {
@@ -76,6 +81,7 @@ impl EngineBackend {
             checks: cfg!(debug_assertions),
             rmap_checks: false,
             fault_base,
+            host_files,
         })
     }
 
@@ -235,7 +241,21 @@ impl EngineBackend {
                 ref path,
                 flags,
                 mode,
-            } => value(s.open(pid, path, flags, mode)),
+            } => match path.strip_prefix(crate::host_files::PREFIX) {
+                Some(real) => {
+                    if flags & (3 | 0o100 | 0o1000) != 0 {
+                        Outcome::Error(libc::EACCES)
+                    } else {
+                        match self.host_files.register(real) {
+                            Ok(f) => value(
+                                s.open_disk_file(pid, real, f.dev, f.ino, f.store, f.size, false),
+                            ),
+                            Err(e) => Outcome::Error(e),
+                        }
+                    }
+                }
+                None => value(s.open(pid, path, flags, mode)),
+            },
             Call::Close { fd } => value(s.close(pid, fd)),
             Call::Ftruncate { fd, len } => value(s.ftruncate(pid, fd, len)),
             Call::Pwrite {

@@ -10,6 +10,7 @@ pub mod diff;
 pub mod engine_backend;
 pub mod fuzz;
 pub mod host_backend;
+pub mod host_files;
 pub mod output;
 pub mod run;
 pub mod scenario;

@@ -116,10 +116,11 @@ mod tests {
     fn dev_numbers_split_as_linux_does() {
         assert_eq!(split_dev(0x801), Dev { major: 8, minor: 1 });
         assert_eq!(
-            split_dev(0x10300005),
+            // makedev(3, 0x10005): the high minor bits sit above bit 20.
+            split_dev(0x1000_0305),
             Dev {
                 major: 3,
-                minor: 0x10000 | 5
+                minor: 0x10005
             }
         );
     }

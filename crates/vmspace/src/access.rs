@@ -89,6 +89,9 @@ impl System {
                     each(&mut k.phys, frame, off, n);
                 }
                 Err(FaultError::Signal(s)) => return Err(AccessError::Signal(s)),
+                // Reclaim a mapped disk-file page and try the page again;
+                // only with nothing left to reclaim does the OOM killer act.
+                Err(FaultError::OutOfMemory) if self.reclaim_mapped() => continue,
                 Err(FaultError::OutOfMemory) => {
                     let _ = self.exit(pid);
                     return Err(AccessError::Killed(SigInfo {

@@ -127,6 +127,37 @@ impl System {
         Ok(())
     }
 
+    /// Reclaim of a mapped disk-file page (`try_to_unmap` then the unmapped
+    /// case): a page only its cache and its mappings hold, not mlocked, is
+    /// unmapped everywhere (its entries' dirty bits passed to it) and then
+    /// written back if dirty and freed. Whether one was found.
+    pub(crate) fn reclaim_mapped(&mut self) -> bool {
+        let k = &self.kernel;
+        let victim = k.cache.entries().find(|&((inode, _), f)| {
+            let mc = k.phys.mapcount(f);
+            mc > 0
+                && k.phys.refcount(f) == mc + 1
+                && !k
+                    .phys
+                    .flags(f)
+                    .intersects(FrameFlags::MLOCKED | FrameFlags::UNEVICTABLE)
+                && k.is_disk(inode)
+        });
+        let Some((_, frame)) = victim else {
+            return false;
+        };
+        for (pid, addr) in self.rmap(frame) {
+            let Ok((p, k)) = self.parts(pid) else {
+                continue;
+            };
+            let Some(v) = p.mm.vma_containing(addr) else {
+                continue;
+            };
+            p.mm.zap_range(k, &v, addr, addr + 4096);
+        }
+        self.kernel.phys.mapcount(frame) == 0 && self.kernel.reclaim_one()
+    }
+
     /// `msync`'s writeback: the disk-file pages of `[addr, addr + len)`
     /// of `pid`'s shared mappings.
     pub(crate) fn msync_writeback(&mut self, pid: Pid, addr: u64, len: u64) -> SysResult<()> {

@@ -188,3 +188,48 @@ fn without_a_store_disk_files_cannot_be_opened() {
         Err(vmspace::Errno::ENODEV)
     );
 }
+
+#[test]
+fn reclaim_unmaps_mapped_file_pages_before_killing() {
+    // A mapped 3 MiB file and 3 MiB of new anonymous memory on a 6 MiB
+    // machine: the file's pages are unmapped (dirty ones written back) to
+    // make room, and read back from the disk when touched again.
+    let size = 3u64 << 20;
+    let (mut sys, pid, disk) = machine(6 << 20, vec![1u8; size as usize]);
+    let fd = sys
+        .open_disk_file(pid, "/data/m", DEV, 15, F, size, true)
+        .unwrap();
+    let a = sys
+        .mmap(pid, 0, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        .unwrap();
+    for off in (0..size).step_by(4096) {
+        sys.store(pid, a + off, 1, 9).unwrap();
+    }
+    let anon = sys
+        .mmap(
+            pid,
+            0,
+            3 << 20,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            u64::MAX,
+            0,
+        )
+        .unwrap();
+    for off in (0..3u64 << 20).step_by(4096) {
+        sys.store(pid, anon + off, 1, 5)
+            .expect("reclaim makes room");
+    }
+    assert!(disk.0.lock().unwrap().writes > 0);
+    sys.check().unwrap();
+    sys.check_rmap().unwrap();
+    // Every byte written through the mapping is still there, from the
+    // page cache or from the disk.
+    sys.munmap(pid, anon, 3 << 20).unwrap();
+    let mut h = vmspace::access::Fnv1a::new();
+    h.write(&[9u8]);
+    for off in (0..size).step_by(64 << 10) {
+        assert_eq!(sys.load(pid, a + off, 1), Ok(h.0), "byte at {off:#x}");
+    }
+    sys.check().unwrap();
+}

@@ -342,9 +342,11 @@ impl Generator {
         let line = match self.rng.below(10) {
             0..=3 => format!("{w}load({a}, {len})"),
             4..=8 => format!("{w}store({a}, {len}, {})", self.rng.below(256)),
-            // Not at a page's last byte: the kernel side runs a real
-            // instruction there, which may reach into the next page.
-            _ => format!("{w}exec({})", a.trim_end_matches(" + 0xfff")),
+            // Never at a page's last byte: the kernel side runs a real
+            // instruction there, which may reach into the next page. 16
+            // bytes in keeps it off even when the base is a failed call's
+            // -1.
+            _ => format!("{w}exec({} + 16)", a.trim_end_matches(" + 0xfff")),
         };
         self.lines.push(line);
     }

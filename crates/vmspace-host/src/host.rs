@@ -262,7 +262,13 @@ struct ChildPlan {
     drop_privileges: bool,
     uid: u32,
     gid: u32,
+    /// Which of the allowed CPUs the puppet takes (counted modulo their
+    /// number): puppets started one after another spread over the CPUs.
+    cpu_slot: usize,
 }
+
+/// The next puppet's CPU slot (see [`ChildPlan::cpu_slot`]).
+static NEXT_CPU: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 struct ChildFds {
     exe: RawFd,
@@ -356,6 +362,7 @@ impl ChildPlan {
             drop_privileges: opts.drop_privileges,
             uid: opts.unprivileged_uid,
             gid: opts.unprivileged_gid,
+            cpu_slot: NEXT_CPU.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 }
@@ -411,12 +418,16 @@ unsafe fn child_main(
         if libc::syscall(libc::SYS_personality, PER_LINUX | ADDR_NO_RANDOMIZE) < 0 {
             child_fail(fds, STAGE_PERSONALITY);
         }
-        // One CPU only: the kernel keeps resident-set counters per CPU and
-        // folds them in batches, and VmHWM samples the folded part; a puppet
-        // that never migrates makes that deterministic. Best effort.
+        // One CPU only: the kernel keeps resident-set counters and LRU
+        // batches per CPU, and VmHWM and Referenced show their state; a
+        // puppet that never migrates makes that deterministic. Puppets
+        // started one after another take different CPUs, so that scenarios
+        // run in parallel do not drain each other's batches. Best effort.
         let mut set: libc::cpu_set_t = core::mem::zeroed();
         if libc::sched_getaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-            if let Some(cpu) = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)) {
+            let allowed = (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set));
+            let n = allowed.clone().count().max(1);
+            if let Some(cpu) = allowed.clone().nth(plan.cpu_slot % n) {
                 let mut one: libc::cpu_set_t = core::mem::zeroed();
                 libc::CPU_SET(cpu, &mut one);
                 libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &one);

@@ -74,7 +74,14 @@ fn shipped_scenarios_match_the_kernel() {
     let mut failures = Vec::new();
     let mut statements = 0;
     for f in &files {
-        match check(f) {
+        // The kernel side shares its CPU's LRU batches with whatever else
+        // runs there (a busy machine can drain them between two
+        // statements): a scenario that differs runs once more and fails
+        // only if it differs again.
+        match check(f).or_else(|first| {
+            eprintln!("{} differed once; running it again:\n{first}", f.display());
+            check(f)
+        }) {
             Ok(n) => statements += n,
             Err(e) => failures.push(e),
         }

@@ -344,8 +344,16 @@ fn cmd_fuzz(args: FuzzArgs) -> Result<u8, u8> {
         eprintln!("vmspace: fuzz: {e}");
         1u8
     })?;
+    let unconfirmed = if summary.unconfirmed > 0 {
+        format!(
+            " ({} more differed once but not again: kernel-side noise)",
+            summary.unconfirmed
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "fuzz: seed {}: {} scenarios, {} statements compared, {} divergences, {} engine failures, {} kernel-side failures in {:.1}s",
+        "fuzz: seed {}: {} scenarios, {} statements compared, {} divergences, {} engine failures, {} kernel-side failures in {:.1}s{unconfirmed}",
         cfg.seed,
         summary.scenarios,
         summary.statements,

@@ -124,6 +124,10 @@ pub struct Summary {
     pub engine_failures: u64,
     /// Scenarios the kernel could not run.
     pub host_failures: u64,
+    /// Scenarios that differed once but not when run again: the kernel
+    /// side's noise (its CPU's LRU batches are shared with the rest of the
+    /// machine), not counted as divergences.
+    pub unconfirmed: u64,
 }
 
 impl Summary {
@@ -273,6 +277,14 @@ pub fn run(cfg: &FuzzConfig, on_event: &mut dyn FnMut(Event)) -> Result<Summary,
         let (statements, verdict) = checker
             .check(&text)
             .map_err(|e| format!("scenario {index}: {e}\n{text}"))?;
+        // A divergence must show again to count (see Summary::unconfirmed).
+        let verdict = match verdict {
+            Verdict::Diverged(_) if matches!(checker.check(&text), Ok((_, Verdict::Same))) => {
+                summary.unconfirmed += 1;
+                Verdict::Same
+            }
+            v => v,
+        };
         summary.scenarios += 1;
         summary.statements += statements as u64;
         match &verdict {

@@ -242,18 +242,14 @@ impl EngineBackend {
                 flags,
                 mode,
             } => match path.strip_prefix(crate::host_files::PREFIX) {
-                Some(real) => {
-                    if flags & (3 | 0o100 | 0o1000) != 0 {
-                        Outcome::Error(libc::EACCES)
-                    } else {
-                        match self.host_files.register(real) {
-                            Ok(f) => value(
-                                s.open_disk_file(pid, real, f.dev, f.ino, f.store, f.size, false),
-                            ),
-                            Err(e) => Outcome::Error(e),
-                        }
+                Some(real) => match crate::host_files::check_open(real, flags)
+                    .and_then(|()| self.host_files.register(real))
+                {
+                    Ok(f) => {
+                        value(s.open_disk_file(pid, real, f.dev, f.ino, f.store, f.size, false))
                     }
-                }
+                    Err(e) => Outcome::Error(e),
+                },
                 None => value(s.open(pid, path, flags, mode)),
             },
             Call::Close { fd } => value(s.close(pid, fd)),

@@ -244,11 +244,8 @@ impl Backend for HostBackend {
             } => {
                 if let Some(real) = path.strip_prefix(crate::host_files::PREFIX) {
                     // A real file of this machine, read-only (see host_files).
-                    if flags & (3 | 0o100 | 0o1000) != 0 {
-                        return Ok(Outcome::Error(libc::EACCES));
-                    }
-                    if !real.starts_with('/') {
-                        return Ok(Outcome::Error(libc::ENOENT));
+                    if let Err(e) = crate::host_files::check_open(real, flags) {
+                        return Ok(Outcome::Error(e));
                     }
                     return Ok(value(p.open(std::path::Path::new(real), flags, mode)?));
                 }

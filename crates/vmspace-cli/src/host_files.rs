@@ -22,6 +22,22 @@ use vmspace::store::{FileStore, StoreError, StoreFile};
 /// The prefix that names a host file in a scenario's `open`.
 pub const PREFIX: &str = "host:";
 
+/// The policy both sides apply before opening host file `real` (the path
+/// after [`PREFIX`]): read-only only (no write access, `O_CREAT` or
+/// `O_TRUNC`: `EACCES`), absolute paths only (`ENOENT`).
+pub fn check_open(real: &str, flags: u64) -> Result<(), i32> {
+    const WRITE_ACCESS: u64 = 3;
+    const O_CREAT: u64 = 0o100;
+    const O_TRUNC: u64 = 0o1000;
+    if flags & (WRITE_ACCESS | O_CREAT | O_TRUNC) != 0 {
+        return Err(libc::EACCES);
+    }
+    if !real.starts_with('/') {
+        return Err(libc::ENOENT);
+    }
+    Ok(())
+}
+
 /// The host files a scenario opened, by store number (shared by the clones
 /// of a machine).
 #[derive(Clone, Default)]
@@ -51,9 +67,7 @@ impl HostFiles {
     /// Registers the host file at `path`: its identity, or the errno
     /// `open` gives for it.
     pub fn register(&self, path: &str) -> Result<HostFile, i32> {
-        if !path.starts_with('/') {
-            return Err(libc::ENOENT);
-        }
+        check_open(path, 0)?;
         let meta = std::fs::metadata(path).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
         if meta.is_dir() {
             return Err(libc::EISDIR);

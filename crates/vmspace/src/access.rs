@@ -65,7 +65,7 @@ impl System {
     ) -> Result<(), AccessError> {
         let r = self.access_pages(pid, addr, len, kind, each);
         // A fault may have grown a grows-down region.
-        self.sync_files(pid, 0, 0, false);
+        self.sync_grown(pid);
         r
     }
 

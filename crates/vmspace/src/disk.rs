@@ -89,12 +89,7 @@ impl System {
     /// every entry mapping one is cleaned and write-protected, the page
     /// goes to the storage and is clean again. `EIO` if the storage fails.
     pub(crate) fn writeback(&mut self, inode: InodeId, first: u64, last: u64) -> SysResult<()> {
-        let Some(Inode {
-            kind: InodeKind::Disk(file),
-            size,
-            ..
-        }) = self.kernel.files.inode(inode).cloned()
-        else {
+        let Some((file, size)) = self.kernel.disk_file(inode) else {
             return Ok(());
         };
         let pages: Vec<(u64, Frame)> = self.kernel.cache.range(inode, first, last).collect();
@@ -192,12 +187,21 @@ pub(crate) enum CacheError {
 }
 
 impl Kernel {
+    /// A disk file's storage file and size, if `inode` is one.
+    fn disk_file(&self, inode: InodeId) -> Option<(StoreFile, u64)> {
+        match self.files.inode(inode) {
+            Some(Inode {
+                kind: InodeKind::Disk(file),
+                size,
+                ..
+            }) => Some((*file, *size)),
+            _ => None,
+        }
+    }
+
     /// Whether `inode` is a disk file.
     pub(crate) fn is_disk(&self, inode: InodeId) -> bool {
-        matches!(
-            self.files.inode(inode).map(|i| i.kind),
-            Some(InodeKind::Disk(_))
-        )
+        self.disk_file(inode).is_some()
     }
 
     /// A frame for a user page, reclaiming unmapped disk-file cache pages
@@ -225,12 +229,7 @@ impl Kernel {
             return false;
         };
         if self.phys.flags(frame).contains(FrameFlags::DIRTY) {
-            let Some(Inode {
-                kind: InodeKind::Disk(file),
-                size,
-                ..
-            }) = self.files.inode(inode).cloned()
-            else {
+            let Some((file, size)) = self.disk_file(inode) else {
                 return false;
             };
             let page = *self.phys.data(frame);
@@ -253,10 +252,7 @@ impl Kernel {
         if let Some(f) = self.cache.get(inode, index) {
             return Ok(f);
         }
-        let disk = match self.files.inode(inode).map(|i| i.kind) {
-            Some(InodeKind::Disk(file)) => Some(file),
-            _ => None,
-        };
+        let disk = self.disk_file(inode).map(|(file, _)| file);
         let f = self
             .alloc_user_frame(false)
             .ok_or(CacheError::OutOfMemory)?;

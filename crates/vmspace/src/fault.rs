@@ -528,7 +528,7 @@ impl AddressSpace {
         let flags = FrameFlags::ANON | FrameFlags::SWAPBACKED | FrameFlags::EXCLUSIVE;
         k.phys.set_flags(frame, flags);
         // folio_add_lru_vma: a locked region's pages go to the mlock batch.
-        if vma.flags() & (VmFlags::LOCKED | VmFlags::SPECIAL) == VmFlags::LOCKED {
+        if vma.flags().mlocks_pages() {
             k.phys.mlock_new_folio(frame);
         } else {
             k.phys.lru_add(frame);
@@ -594,7 +594,7 @@ impl AddressSpace {
         }
         if !zero {
             k.phys.add_mapcount(old, -1);
-            if vma.flags() & (VmFlags::LOCKED | VmFlags::SPECIAL) == VmFlags::LOCKED {
+            if vma.flags().mlocks_pages() {
                 k.phys.munlock_folio(old);
             }
             k.phys.put(old);
@@ -720,7 +720,7 @@ impl AddressSpace {
         }
         pgtable::write(&mut k.phys, slot, pte);
         self.account_file_page(k, cached, 1);
-        if vma.flags() & (VmFlags::LOCKED | VmFlags::SPECIAL) == VmFlags::LOCKED {
+        if vma.flags().mlocks_pages() {
             // folio_add_file_rmap_ptes -> mlock_vma_folio.
             k.phys.mlock_folio(cached);
         }
@@ -806,7 +806,7 @@ impl AddressSpace {
         if lo >= hi {
             return Ok(());
         }
-        let locked = vma.flags() & (VmFlags::LOCKED | VmFlags::SPECIAL) == VmFlags::LOCKED;
+        let locked = vma.flags().mlocks_pages();
         let phys = &mut k.phys;
         let mut table = self
             .mem

@@ -91,6 +91,13 @@ bitflags! {
 }
 
 impl VmFlags {
+    /// Does a region with these flags mlock the pages it maps? Locked, and
+    /// not a special mapping (`(vm_flags & (VM_LOCKED | VM_SPECIAL)) ==
+    /// VM_LOCKED`, as `folio_add_lru_vma` and `mlock_vma_folio` test).
+    pub fn mlocks_pages(self) -> bool {
+        self & (VmFlags::LOCKED | VmFlags::SPECIAL) == VmFlags::LOCKED
+    }
+
     /// Flags that keep a region from ever merging or growing (`VM_SPECIAL`).
     pub const SPECIAL: VmFlags = VmFlags::IO
         .union(VmFlags::DONTEXPAND)

@@ -94,7 +94,7 @@ impl System {
     ) -> SysResult<()> {
         let r = self.remote_access_pages(pid, addr, len, write, each);
         // The access may have grown a grows-down region.
-        self.sync_files(pid, 0, 0, false);
+        self.sync_grown(pid);
         r
     }
 

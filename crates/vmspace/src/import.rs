@@ -646,7 +646,7 @@ fn import_resident(
                 // A running process's pages sit on the LRU lists (its
                 // locked regions' on the unevictable one).
                 k.phys.lru_settled(frame);
-                if v.flags() & (VmFlags::LOCKED | VmFlags::SPECIAL) == VmFlags::LOCKED {
+                if v.flags().mlocks_pages() {
                     k.phys.settle_mlocked(frame);
                 }
             }

@@ -186,9 +186,7 @@ impl PhysMem {
     /// PROTO: like `alloc`, but a recycled frame keeps its old bytes (the
     /// caller overwrites all of them).
     pub fn alloc_for_copy(&mut self) -> Option<Frame> {
-        if self.free.is_empty() && self.touched >= self.limit && !self.lru.is_empty() {
-            self.lru_add_drain();
-        }
+        // (With no free frame, `alloc` below drains the LRU batches.)
         if let Some(n) = self.free.pop() {
             self.used += 1;
             self.meta[n as usize] = FrameMeta {

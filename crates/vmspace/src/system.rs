@@ -289,13 +289,21 @@ impl System {
     pub(crate) fn sync_files(&mut self, pid: Pid, addr: u64, len: u64, may_add: bool) {
         let lo = addr & !0xfff;
         let hi = addr.saturating_add(len).saturating_add(0xfff) & !0xfff;
-        if let Some(p) = self.procs.get_mut(&pid) {
-            if let Some((glo, ghi)) = p.mm.take_regions_grown() {
-                self.file_rmap
-                    .resync(pid, &p.mm, &self.kernel.files, glo, ghi, true);
-            }
+        self.sync_grown(pid);
+        if let Some(p) = self.procs.get(&pid) {
             self.file_rmap
                 .resync(pid, &p.mm, &self.kernel.files, lo, hi.max(lo), may_add);
+        }
+    }
+
+    /// After memory accesses: the regions a fault grew (stack growth), if
+    /// any, in the file reverse map.
+    pub(crate) fn sync_grown(&mut self, pid: Pid) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            if let Some((lo, hi)) = p.mm.take_regions_grown() {
+                self.file_rmap
+                    .resync(pid, &p.mm, &self.kernel.files, lo, hi, true);
+            }
         }
     }
 

@@ -54,6 +54,28 @@ fn bytes(disk: &Shared) -> Vec<u8> {
     disk.0.lock().unwrap().files[&F].clone()
 }
 
+/// Maps and touches 3 MiB of new anonymous memory, which on the small
+/// machines below only fits once reclaim made room; returns its address.
+fn squeeze(sys: &mut System, pid: Pid) -> u64 {
+    let len = 3u64 << 20;
+    let anon = sys
+        .mmap(
+            pid,
+            0,
+            len,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            u64::MAX,
+            0,
+        )
+        .unwrap();
+    for off in (0..len).step_by(4096) {
+        sys.store(pid, anon + off, 1, 5)
+            .expect("reclaim makes room");
+    }
+    anon
+}
+
 /// A `status` line's value in kB.
 fn kb(sys: &System, pid: Pid, key: &str) -> u64 {
     let line = sys
@@ -155,21 +177,7 @@ fn reclaim_writes_back_and_frees_unmapped_pages() {
         sys.store(pid, a + off, 1, 9).unwrap();
     }
     sys.munmap(pid, a, size as u64).unwrap();
-    let anon = sys
-        .mmap(
-            pid,
-            0,
-            3 << 20,
-            PROT_READ | PROT_WRITE,
-            MAP_PRIVATE | MAP_ANONYMOUS,
-            u64::MAX,
-            0,
-        )
-        .unwrap();
-    for off in (0..3u64 << 20).step_by(4096) {
-        sys.store(pid, anon + off, 1, 5)
-            .expect("reclaim makes room");
-    }
+    squeeze(&mut sys, pid);
     // The evicted pages went to the disk with their new byte.
     let written = disk.0.lock().unwrap().writes;
     assert!(written > 0, "dirty pages were written back");
@@ -205,21 +213,7 @@ fn reclaim_unmaps_mapped_file_pages_before_killing() {
     for off in (0..size).step_by(4096) {
         sys.store(pid, a + off, 1, 9).unwrap();
     }
-    let anon = sys
-        .mmap(
-            pid,
-            0,
-            3 << 20,
-            PROT_READ | PROT_WRITE,
-            MAP_PRIVATE | MAP_ANONYMOUS,
-            u64::MAX,
-            0,
-        )
-        .unwrap();
-    for off in (0..3u64 << 20).step_by(4096) {
-        sys.store(pid, anon + off, 1, 5)
-            .expect("reclaim makes room");
-    }
+    let anon = squeeze(&mut sys, pid);
     assert!(disk.0.lock().unwrap().writes > 0);
     sys.check().unwrap();
     sys.check_rmap().unwrap();

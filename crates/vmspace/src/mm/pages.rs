@@ -51,7 +51,7 @@ impl AddressSpace {
             .flags()
             .intersects(VmFlags::SEQ_READ | VmFlags::RAND_READ);
         // Removing a page from a locked region munlocks it (munlock_vma_folio).
-        let locked = vma.flags() & (VmFlags::LOCKED | VmFlags::SPECIAL) == VmFlags::LOCKED;
+        let locked = vma.flags().mlocks_pages();
         let phys = &mut k.phys;
         // zap_pte_range counts per page table and adds each table's totals to
         // the resident-set counters at once (add_mm_rss_vec).
